@@ -1,0 +1,22 @@
+//go:build tools
+
+// Package deps pins the modules the project builds on so that parallel work
+// does not race on go.mod. It is never compiled into a binary.
+package deps
+import (
+	_ "github.com/coder/websocket"
+	_ "github.com/google/go-cmp/cmp"
+	_ "github.com/klauspost/compress/zstd"
+	_ "golang.org/x/crypto/curve25519"
+	_ "golang.org/x/crypto/blake2s"
+	_ "golang.org/x/crypto/chacha20poly1305"
+	_ "golang.org/x/crypto/nacl/box"
+	_ "golang.org/x/crypto/acme/autocert"
+	_ "golang.org/x/net/http2"
+	_ "modernc.org/sqlite"
+	_ "github.com/tailscale/hujson"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "golang.org/x/time/rate"
+	_ "golang.org/x/sys/unix"
+	_ "github.com/vishvananda/netlink"
+)
