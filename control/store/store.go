@@ -100,7 +100,11 @@ type Store interface {
 	// CreateNode inserts n; when useKeyID is non-zero the (single-use)
 	// pre-auth key with that ID is marked used in the same transaction.
 	CreateNode(ctx context.Context, n *Node, useKeyID int64) error
-	UpdateNode(ctx context.Context, n *Node) error
+	// UpdateNode replaces the stored node n.ID; when useKeyID is non-zero
+	// the single-use pre-auth key with that ID is marked used in the same
+	// transaction (a re-login of an existing node), failing with ErrConflict
+	// if it already was.
+	UpdateNode(ctx context.Context, n *Node, useKeyID int64) error
 	DeleteNode(ctx context.Context, id int64) error
 	ListNodes(ctx context.Context) ([]Node, error)
 
