@@ -6,14 +6,14 @@ type ChangeKind int
 // Kinds of change. Patch-level kinds can be sent as PeersChangedPatch;
 // the others need a whole node (PeersChanged) or a removal.
 const (
-	NodeAdded    ChangeKind = iota + 1 // a new node became visible
-	NodeChanged                        // a field that needs a whole-node update changed
-	NodePatched                        // endpoints, home DERP, disco key, node key or key expiry changed
-	NodeOnline                         // online state changed
-	NodeRemoved                        // the node was deleted
-	DNSChanged                         // DNS config (records, domain) changed
-	PolicyChanged                      // the packet filter or visibility may have changed
-	UserChanged                        // a user profile changed
+	NodeAdded     ChangeKind = iota + 1 // a new node became visible
+	NodeChanged                         // a field that needs a whole-node update changed
+	NodePatched                         // endpoints, home DERP, disco key, node key or key expiry changed
+	NodeOnline                          // online state changed
+	NodeRemoved                         // the node was deleted
+	DNSChanged                          // DNS config (records, domain) changed
+	PolicyChanged                       // the packet filter or visibility may have changed
+	UserChanged                         // a user profile changed
 )
 
 func (k ChangeKind) String() string {

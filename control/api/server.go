@@ -1,0 +1,173 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
+
+	"weft.dev/weft/control/mapper"
+	"weft.dev/weft/control/state"
+	"weft.dev/weft/noise"
+	"weft.dev/weft/wire/ctrl"
+	"weft.dev/weft/wire/key"
+)
+
+// maxBody caps Noise request bodies (headscale uses the same 1 MiB).
+const maxBody = 1 << 20
+
+// Config configures the API server.
+type Config struct {
+	// ServerURL is the public URL clients use (login URLs are built on it).
+	ServerURL string
+	NoiseKey  key.MachinePrivate
+	State     *state.State
+	Batcher   *mapper.Batcher
+	Logger    *slog.Logger
+	// Registry receives the API's metrics; nil means a private registry.
+	Registry prometheus.Registerer
+}
+
+// Server serves the control protocol.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	state   *state.State
+	batcher *mapper.Batcher
+	h2      *http2.Server
+	noise   http.Handler // the mux served inside each Noise connection
+	metrics *metrics
+}
+
+// New returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.State == nil || cfg.Batcher == nil {
+		return nil, errors.New("api: State and Batcher are required")
+	}
+	if cfg.NoiseKey.IsZero() {
+		return nil, errors.New("api: no Noise key")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.ServerURL = strings.TrimRight(cfg.ServerURL, "/")
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		state:   cfg.State,
+		batcher: cfg.Batcher,
+		h2:      &http2.Server{MaxConcurrentStreams: 250},
+		metrics: newMetrics(cfg.Registry),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /machine/register", s.handleRegister)
+	mux.HandleFunc("POST /machine/map", s.handleMap)
+	mux.HandleFunc("POST /machine/set-dns", s.handleSetDNS)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "weft-control does not implement "+r.Method+" "+r.URL.Path, http.StatusNotImplemented)
+	})
+	s.noise = mux
+	return s, nil
+}
+
+// Register adds the public endpoints to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /key", s.handleKey)
+	mux.HandleFunc("/ts2021", s.handleNoise)
+	mux.HandleFunc("GET /register/{id}", s.handleRegisterPage)
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+}
+
+func (s *Server) handleKey(w http.ResponseWriter, r *http.Request) {
+	v, err := strconv.Atoi(r.URL.Query().Get("v"))
+	if err != nil {
+		http.Error(w, "missing or invalid capability version ?v=N", http.StatusBadRequest)
+		return
+	}
+	if v < int(ctrl.CapVerNoiseAnyPort) {
+		http.Error(w, fmt.Sprintf("client capability version %d is too old; weft-control needs %d or newer: upgrade the client", v, ctrl.MinCapabilityVersion), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(ctrl.OverTLSPublicKeyResponse{PublicKey: s.cfg.NoiseKey.Public()})
+}
+
+// handleNoise upgrades to ts2021 and serves HTTP/2 on the Noise connection.
+func (s *Server) handleNoise(w http.ResponseWriter, r *http.Request) {
+	conn, err := noise.AcceptHTTP(r.Context(), w, r, noise.ServerConfig{
+		PrivateKey:   s.cfg.NoiseKey,
+		MinVersion:   uint16(ctrl.MinCapabilityVersion),
+		EarlyPayload: true,
+	})
+	if err != nil {
+		s.log.Debug("noise upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s.metrics.noiseConns.Inc()
+	defer s.metrics.noiseConns.Dec()
+	ctx := context.WithValue(context.Background(), machineKeyCtx{}, conn.PeerMachineKey())
+	ctx = context.WithValue(ctx, capVerCtx{}, int(conn.ProtocolVersion()))
+	s.h2.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: s.noise, BaseConfig: &http.Server{}})
+}
+
+type machineKeyCtx struct{}
+type capVerCtx struct{}
+
+func machineKeyOf(r *http.Request) (key.MachinePublic, bool) {
+	k, ok := r.Context().Value(machineKeyCtx{}).(key.MachinePublic)
+	return k, ok && !k.IsZero()
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	machine, ok := machineKeyOf(r)
+	if !ok {
+		http.Error(w, "not a Noise connection", http.StatusUnauthorized)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	req, err := ctrl.DecodeRegisterRequest(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if req.Version < ctrl.MinCapabilityVersion {
+		http.Error(w, fmt.Sprintf("client capability version %d is too old; weft-control needs %d (Tailscale 1.80) or newer", req.Version, ctrl.MinCapabilityVersion), http.StatusBadRequest)
+		return
+	}
+	resp := s.register(r.Context(), machine, req)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) handleSetDNS(w http.ResponseWriter, r *http.Request) {
+	// tailscale cert's DNS-01 challenge; weft-control has no ACME DNS
+	// provider, so acknowledge without publishing (an empty body would
+	// fail the client's JSON decode).
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, "{}")
+}
+
+func (s *Server) handleRegisterPage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!doctype html><title>weft: approve this machine</title>
+<h1>Machine login</h1>
+<p>An administrator of this weft network approves this login by running, on the server:</p>
+<pre>weft-control nodes register --user USERNAME %s</pre>
+<p>This page stays valid for %s.</p>`, html.EscapeString(id), state.LoginTTL)
+}

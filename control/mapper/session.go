@@ -1,0 +1,229 @@
+package mapper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"weft.dev/weft/control/state"
+)
+
+// Reasons a session ends on the server's initiative.
+var (
+	ErrSuperseded = errors.New("map session superseded by a newer one")
+	ErrSlow       = errors.New("map session fell too far behind")
+	ErrDeleted    = errors.New("node deleted")
+)
+
+// session is one long poll of one node.
+type session struct {
+	nodeID   int64
+	compress bool
+	q        chan *frame
+
+	endOnce sync.Once
+	done    chan struct{}
+	err     error // set before done is closed
+}
+
+func (s *session) end(err error) {
+	s.endOnce.Do(func() {
+		s.err = err
+		close(s.done)
+	})
+}
+
+// enqueue never blocks: a session too slow to keep up is ended and its
+// client reconnects to a fresh full map.
+func (s *session) enqueue(f *frame) {
+	select {
+	case s.q <- f:
+	default:
+		s.end(ErrSlow)
+	}
+}
+
+// register makes sess the node's current session, once the latest flushed
+// snapshot contains the node, and returns that snapshot.
+func (b *Batcher) register(ctx context.Context, sess *session) (*state.Snapshot, error) {
+	for {
+		b.mu.Lock()
+		if b.snap != nil && b.snap.Lookup(sess.nodeID) != nil {
+			if old := b.sessions[sess.nodeID]; old != nil {
+				old.end(ErrSuperseded)
+			}
+			b.sessions[sess.nodeID] = sess
+			if t := b.offline[sess.nodeID]; t != nil {
+				t.Stop()
+				delete(b.offline, sess.nodeID)
+			}
+			snap := b.snap
+			b.mu.Unlock()
+			return snap, nil
+		}
+		// The node's registration is not flushed yet: flush now.
+		ch := b.genCh
+		b.armLocked(0)
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if _, ok := b.st.Node(sess.nodeID); !ok {
+			return nil, fmt.Errorf("node %d: %w", sess.nodeID, state.ErrNotFound)
+		}
+	}
+}
+
+// unregister removes sess; if it was the node's current session the node
+// goes offline after the grace period unless a new session appears.
+func (b *Batcher) unregister(sess *session) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sessions[sess.nodeID] != sess {
+		return
+	}
+	delete(b.sessions, sess.nodeID)
+	id := sess.nodeID
+	b.offline[id] = b.cfg.Clock.AfterFunc(b.cfg.OfflineGrace, func() {
+		b.mu.Lock()
+		_, back := b.sessions[id]
+		delete(b.offline, id)
+		b.mu.Unlock()
+		if !back {
+			b.st.SetOnline(context.Background(), id, false)
+		}
+	})
+}
+
+// Serve runs a long poll for node nodeID: the full map first, then deltas
+// and keep-alives, until ctx ends, the session is superseded, or a write
+// fails. flush pushes written bytes to the client (HTTP/2 DATA frames).
+func (b *Batcher) Serve(ctx context.Context, nodeID int64, compress bool, capVer int, w io.Writer, flush func()) error {
+	sess := &session{nodeID: nodeID, compress: compress, q: make(chan *frame, b.cfg.QueueLen), done: make(chan struct{})}
+	snap, err := b.register(ctx, sess)
+	if err != nil {
+		return err
+	}
+	defer b.unregister(sess)
+	b.metrics.sessions.Inc()
+	defer b.metrics.sessions.Dec()
+	if _, err := b.st.SetOnline(ctx, nodeID, true); err != nil {
+		return err
+	}
+
+	js, err := b.fullMap(nodeID, snap, b.cfg.Clock.Now())
+	if err != nil {
+		return err
+	}
+	if err := b.write(w, newFrame(b.enc, js), compress); err != nil {
+		return err
+	}
+	flush()
+
+	kick := make(chan struct{}, 1)
+	var timer interface{ Stop() bool }
+	resetKeepAlive := func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		d := b.cfg.KeepAlive + time.Duration(rand.Int64N(int64(8*time.Second)))
+		timer = b.cfg.Clock.AfterFunc(d, func() {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		})
+	}
+	resetKeepAlive()
+	defer func() { timer.Stop() }()
+
+	for {
+		select {
+		case f := <-sess.q:
+			closeAfter := f.closeAfter
+			if err := b.write(w, f, compress); err != nil {
+				return err
+			}
+			// Coalesce whatever else is queued into one flush.
+		drain:
+			for !closeAfter {
+				select {
+				case f := <-sess.q:
+					closeAfter = f.closeAfter
+					if err := b.write(w, f, compress); err != nil {
+						return err
+					}
+				default:
+					break drain
+				}
+			}
+			flush()
+			if closeAfter {
+				return ErrDeleted
+			}
+			resetKeepAlive()
+		case <-kick:
+			if err := b.write(w, b.keep, compress); err != nil {
+				return err
+			}
+			flush()
+			resetKeepAlive()
+		case <-sess.done:
+			return sess.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *Batcher) write(w io.Writer, f *frame, compress bool) error {
+	p := f.wire(compress)
+	b.metrics.bytesOut.Add(float64(len(p)))
+	_, err := w.Write(p)
+	return err
+}
+
+// WriteFullMap writes one full map frame for nodeID (the one-shot
+// Stream=false, OmitPeers=false request).
+func (b *Batcher) WriteFullMap(ctx context.Context, nodeID int64, compress bool, w io.Writer) error {
+	b.mu.Lock()
+	snap := b.snap
+	b.mu.Unlock()
+	if snap == nil || snap.Lookup(nodeID) == nil {
+		b.flush()
+		b.mu.Lock()
+		snap = b.snap
+		b.mu.Unlock()
+	}
+	js, err := b.fullMap(nodeID, snap, b.cfg.Clock.Now())
+	if err != nil {
+		return err
+	}
+	return b.write(w, newFrame(b.enc, js), compress)
+}
+
+// Sessions returns the number of live map sessions.
+func (b *Batcher) Sessions() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.sessions)
+}
+
+// Close ends every session (server shutdown).
+func (b *Batcher) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.sessions {
+		s.end(errors.New("server shutting down"))
+	}
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+}
