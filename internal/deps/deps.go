@@ -19,4 +19,13 @@ import (
 	_ "golang.org/x/time/rate"
 	_ "golang.org/x/sys/unix"
 	_ "github.com/vishvananda/netlink"
+	_ "golang.zx2c4.com/wireguard/device"
+	_ "golang.zx2c4.com/wireguard/conn"
+	_ "golang.zx2c4.com/wireguard/tun"
+	_ "golang.zx2c4.com/wireguard/tun/netstack"
+	_ "github.com/miekg/dns"
+	_ "github.com/google/nftables"
+	_ "github.com/skip2/go-qrcode"
+	_ "github.com/peterbourgon/ff/v3"
+	_ "github.com/jackc/pgx/v5"
 )
