@@ -1,0 +1,3 @@
+// Command weft-derp is a standalone DERP relay and STUN server, flag
+// compatible with Tailscale's derper.
+package main
