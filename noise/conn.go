@@ -24,19 +24,27 @@ type Conn struct {
 	hash    [32]byte
 	early   []byte // set by Dial before the Conn is handed out; read-only after
 
-	readMu sync.Mutex // guards the fields below
-	rx     cipherState
-	rbuf   [maxRecordLen]byte // received, not yet decrypted bytes: rbuf[:rlen]
-	rlen   int
-	plain  [maxPlaintextLen]byte
-	unread []byte // decrypted bytes not yet returned (a slice of plain, or replayed bytes)
-	rerr   error  // sticky protocol error
+	// Record buffers come from a pool and are held only while a record is
+	// being read or its plaintext is unread, so an idle connection (a
+	// server holds thousands, each with a Read pending) costs a few bytes
+	// rather than three 4 KiB arrays.
+	readMu    sync.Mutex // guards the fields below
+	rx        cipherState
+	head      [headerLen]byte // the next record's header: head[:hlen]
+	hlen      int
+	body      *[maxRecordLen]byte // the record body being read: body[:blen], nil between records
+	blen      int
+	unread    []byte              // decrypted bytes not yet returned
+	unreadBuf *[maxRecordLen]byte // the pooled buffer unread points into, if any
+	rerr      error               // sticky protocol error
 
 	writeMu sync.Mutex // guards the fields below
 	tx      cipherState
-	wbuf    [maxRecordLen]byte
 	werr    error // sticky write error
 }
+
+// recordPool holds record-sized buffers shared by all connections.
+var recordPool = sync.Pool{New: func() any { return new([maxRecordLen]byte) }}
 
 func newConn(conn net.Conn, version uint16, peer key.MachinePublic, hash, txKey, rxKey [32]byte) (*Conn, error) {
 	tx, err := newAEAD(txKey)
@@ -82,30 +90,49 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	for len(c.unread) == 0 {
+		c.releaseUnreadLocked()
 		if err := c.readRecordLocked(); err != nil {
 			return 0, err
 		}
 	}
 	n := copy(p, c.unread)
 	c.unread = c.unread[n:]
+	if len(c.unread) == 0 {
+		c.releaseUnreadLocked()
+	}
 	return n, nil
 }
 
-// readRecordLocked reads and decrypts one record into c.unread. Bytes of the
-// next record that arrive with it stay in rbuf, so a read deadline that fires
-// mid-record loses nothing and is not permanent.
+func (c *Conn) releaseUnreadLocked() {
+	if c.unreadBuf != nil {
+		recordPool.Put(c.unreadBuf)
+		c.unreadBuf = nil
+	}
+}
+
+// readRecordLocked reads and decrypts one record into c.unread. It reads
+// the header, then exactly the body, so no bytes of the next record need
+// holding; a read deadline that fires mid-record loses nothing and is not
+// permanent.
 func (c *Conn) readRecordLocked() error {
 	if c.rerr != nil {
 		return c.rerr
 	}
-	if err := c.fillLocked(headerLen); err != nil {
-		return err
+	for c.hlen < headerLen {
+		k, err := c.conn.Read(c.head[c.hlen:])
+		c.hlen += k
+		if err != nil {
+			if err == io.EOF && c.hlen > 0 {
+				err = io.ErrUnexpectedEOF // the stream ended inside a record
+			}
+			return err
+		}
 	}
-	if c.rbuf[0] != msgTypeRecord {
-		c.rerr = fmt.Errorf("noise: unexpected message type 0x%02x, want transport record 0x%02x", c.rbuf[0], msgTypeRecord)
+	if c.head[0] != msgTypeRecord {
+		c.rerr = fmt.Errorf("noise: unexpected message type 0x%02x, want transport record 0x%02x", c.head[0], msgTypeRecord)
 		return c.rerr
 	}
-	n := int(binary.BigEndian.Uint16(c.rbuf[1:headerLen]))
+	n := int(binary.BigEndian.Uint16(c.head[1:headerLen]))
 	if n > maxCiphertextLen {
 		c.rerr = fmt.Errorf("noise: record announces %d bytes, limit %d", n, maxCiphertextLen)
 		return c.rerr
@@ -114,40 +141,40 @@ func (c *Conn) readRecordLocked() error {
 		c.rerr = fmt.Errorf("noise: record of %d bytes is shorter than its tag", n)
 		return c.rerr
 	}
-	if err := c.fillLocked(headerLen + n); err != nil {
-		return err
+	if c.body == nil {
+		c.body = recordPool.Get().(*[maxRecordLen]byte)
+		c.blen = 0
+	}
+	for c.blen < n {
+		k, err := c.conn.Read(c.body[c.blen:n])
+		c.blen += k
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
 	}
 	nonce, err := c.rx.nextNonce()
 	if err != nil {
 		c.rerr = err
 		return err
 	}
-	plain, err := c.rx.aead.Open(c.plain[:0], nonce[:], c.rbuf[headerLen:headerLen+n], nil)
+	// Decrypt in place.
+	plain, err := c.rx.aead.Open(c.body[:0], nonce[:], c.body[:n], nil)
 	if err != nil {
 		c.rerr = fmt.Errorf("noise: decrypt record %d: %w", c.rx.n-1, err)
 		return c.rerr
 	}
-	c.rlen = copy(c.rbuf[:], c.rbuf[headerLen+n:c.rlen])
-	c.unread = plain
+	c.hlen, c.blen = 0, 0
+	c.unread, c.unreadBuf, c.body = plain, c.body, nil
 	return nil
-}
-
-// fillLocked reads until rbuf holds at least need bytes.
-func (c *Conn) fillLocked(need int) error {
-	if c.rlen >= need {
-		return nil
-	}
-	n, err := io.ReadAtLeast(c.conn, c.rbuf[c.rlen:], need-c.rlen)
-	c.rlen += n
-	if err == io.EOF && c.rlen > 0 {
-		err = io.ErrUnexpectedEOF // the stream ended inside a record
-	}
-	return err
 }
 
 // unreadLocked puts b back in front of the unread plaintext.
 func (c *Conn) unreadLocked(b []byte) {
 	c.unread = append(append([]byte(nil), b...), c.unread...)
+	c.releaseUnreadLocked() // unread is a fresh copy now
 }
 
 // Write encrypts p into as many records as needed and writes them.
@@ -158,9 +185,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, c.werr
 	}
 	sent := 0
+	buf := recordPool.Get().(*[maxRecordLen]byte)
+	defer recordPool.Put(buf)
 	for len(p) > 0 {
 		chunk := p[:min(len(p), maxPlaintextLen)]
-		rec, err := c.sealLocked(c.wbuf[:0], chunk)
+		rec, err := c.sealLocked(buf[:0], chunk)
 		if err == nil {
 			_, err = c.conn.Write(rec)
 		}

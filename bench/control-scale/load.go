@@ -148,6 +148,10 @@ func runLoad(ctx context.Context, t target, n, conc, trials int) (*result, error
 		res.newAll = append(res.newAll, all)
 	}
 	l.probe.Store(nil)
+	if holdFor > 0 {
+		fmt.Fprintf(os.Stderr, "holding %d nodes for %s\n", len(l.nodes), holdFor)
+		time.Sleep(holdFor)
+	}
 	if r, err := procRSS(t.pid); err == nil && r > res.rssMB {
 		res.rssMB = r
 	}
@@ -189,7 +193,7 @@ func (l *loader) wait(p *probe, want int) ([]time.Duration, time.Duration) {
 	if p.count.Load() < int64(want) {
 		if os.Getenv("BENCH_DEBUG") != "" {
 			var missing []int
-			for i := 0; i < want; i++ {
+			for i := range p.arrived {
 				if p.arrived[i].Load() == 0 {
 					missing = append(missing, i)
 				}
@@ -256,6 +260,10 @@ func (l *loader) joinWith(ctx context.Context, c *controltest.Client, i int) (*b
 func (l *loader) selfID(payload []byte) (int64, error) {
 	d := l.decs.Get().(*zstd.Decoder)
 	defer l.decs.Put(d)
+	// Release the stream before the decoder goes back to the pool: with
+	// concurrency 1 an unfinished stream holds the only block decoder and
+	// a later DecodeAll would wait for it forever.
+	defer d.Reset(nil)
 	if err := d.Reset(bytes.NewReader(payload)); err != nil {
 		return 0, err
 	}

@@ -32,6 +32,8 @@ func main() {
 	hsURL := flag.String("headscale-url", "", "also measure a running headscale at this URL")
 	hsKey := flag.String("headscale-key", "", "reusable pre-auth key for -headscale-url")
 	hsPID := flag.Int("headscale-pid", 0, "headscale's PID, for RSS and CPU")
+	onlyExternal := flag.Bool("only-external", false, "skip the built-in weft-control run (profile an external server)")
+	flag.DurationVar(&holdFor, "hold", 0, "keep the nodes connected this long after measuring (for profiling)")
 	flag.Parse()
 
 	bin, err := buildControl()
@@ -43,22 +45,29 @@ func main() {
 		if err != nil || n < 2 {
 			fatal(fmt.Errorf("-n %q: want counts ≥ 2", s))
 		}
-		w, err := runWeft(bin, n, *conc, *trials)
-		if err != nil {
-			fatal(fmt.Errorf("weft-control N=%d: %w", n, err))
+		var w *result
+		if !*onlyExternal {
+			if w, err = runWeft(bin, n, *conc, *trials); err != nil {
+				fatal(fmt.Errorf("weft-control N=%d: %w", n, err))
+			}
+			w.print("weft-control", n)
 		}
-		w.print("weft-control", n)
 		if *hsURL != "" {
 			h, err := runLoad(context.Background(), target{url: *hsURL, key: *hsKey, pid: *hsPID}, n, *conc, *trials)
 			if err != nil {
 				fmt.Printf("headscale N=%d: %v\n", n, err)
 				continue
 			}
-			h.print("headscale", n)
-			printRatios(w, h)
+			h.print("external", n)
+			if w != nil {
+				printRatios(w, h)
+			}
 		}
 	}
 }
+
+// holdFor is the -hold flag.
+var holdFor time.Duration
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "control-scale:", err)

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -22,6 +23,13 @@ import (
 )
 
 func main() {
+	// The server's working set is thousands of long-lived connections plus
+	// bursts of short-lived map encodings. Halving the GC headroom costs
+	// little CPU and cut RSS by a fifth at 1,000 nodes (bench/control-scale:
+	// 135 → 110 MB). GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -46,7 +46,7 @@ func newRig(t *testing.T) *rig {
 	s.Register(mux)
 	srv.Config.Handler = mux
 	srv.Start()
-	t.Cleanup(func() { b.Close(); srv.CloseClientConnections(); srv.Close() })
+	t.Cleanup(func() { b.Close(); s.Close(); srv.CloseClientConnections(); srv.Close() })
 	u, err := st.CreateUser(ctx, "alice", "Alice", "")
 	if err != nil {
 		t.Fatal(err)

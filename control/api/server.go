@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2"
@@ -46,6 +47,11 @@ type Server struct {
 	h2      *http2.Server
 	noise   http.Handler // the mux served inside each Noise connection
 	metrics *metrics
+
+	mu sync.Mutex
+	// guarded by mu:
+	conns  map[*noise.Conn]struct{} // live Noise connections, closed by Close
+	closed bool
 }
 
 // New returns a Server.
@@ -67,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 		batcher: cfg.Batcher,
 		h2:      &http2.Server{MaxConcurrentStreams: 250},
 		metrics: newMetrics(cfg.Registry),
+		conns:   make(map[*noise.Conn]struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /machine/register", s.handleRegister)
@@ -114,11 +121,43 @@ func (s *Server) handleNoise(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("noise upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.conns[conn] = struct{}{}
+	s.mu.Unlock()
+	// Serve on a goroutine of our own and return: the hijacked HTTP/1
+	// request, its response and its bufio buffers are then garbage,
+	// instead of living as long as the connection (8 KiB per node).
+	go s.serveNoise(conn)
+}
+
+func (s *Server) serveNoise(conn *noise.Conn) {
 	s.metrics.noiseConns.Inc()
 	defer s.metrics.noiseConns.Dec()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+		conn.Close()
+	}()
 	ctx := context.WithValue(context.Background(), machineKeyCtx{}, conn.PeerMachineKey())
 	ctx = context.WithValue(ctx, capVerCtx{}, int(conn.ProtocolVersion()))
 	s.h2.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: s.noise, BaseConfig: &http.Server{}})
+}
+
+// Close closes every Noise connection (their map streams end) and refuses
+// new ones.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
 }
 
 type machineKeyCtx struct{}

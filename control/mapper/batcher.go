@@ -94,7 +94,7 @@ func New(cfg Config) (*Batcher, error) {
 		cfg.KeepAlive = 50 * time.Second
 	}
 	if cfg.QueueLen == 0 {
-		cfg.QueueLen = 1024
+		cfg.QueueLen = 256
 	}
 	if cfg.OfflineGrace == 0 {
 		cfg.OfflineGrace = 5 * time.Second
@@ -108,6 +108,11 @@ func New(cfg Config) (*Batcher, error) {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+		// Peers' JSON repeats within a few entries; a 512 KiB window
+		// compresses as well as the 8 MiB default and keeps each
+		// encoder's history small.
+		zstd.WithWindowSize(512<<10),
+		zstd.WithLowerEncoderMem(true),
 		zstd.WithZeroFrames(true))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)

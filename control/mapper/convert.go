@@ -54,9 +54,6 @@ func (b *Batcher) wireNode(n *state.Node, now time.Time) *ctrl.Node {
 		MachineAuthorized: true,
 		Expired:           n.IsExpired(now),
 	}
-	if n.HomeDERP != 0 {
-		w.DERP = ctrl.LegacyDERPString(n.HomeDERP)
-	}
 	if n.Online {
 		w.Online = &trueVal
 	} else {

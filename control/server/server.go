@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"net/url"
 	"os"
@@ -190,7 +191,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		mountRelay(mux, s.relay)
 	}
 	s.handler = mux
-	s.adminH = admin.NewHandler(admin.Config{State: st, Store: s.store, Logger: cfg.Logger})
+	// The local admin socket also serves Go's profiler and the metrics:
+	// only someone who can open the 0600 socket in the state dir reaches it.
+	amux := http.NewServeMux()
+	amux.Handle("/api/v1/", admin.NewHandler(admin.Config{State: st, Store: s.store, Logger: cfg.Logger}))
+	amux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	amux.HandleFunc("/debug/pprof/", pprof.Index)
+	amux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	amux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.adminH = amux
 	return s, nil
 }
 
@@ -381,6 +390,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	case err = <-errc:
 	}
 	s.batcher.Close()
+	s.api.Close()
 	if s.relay != nil {
 		s.relay.Close() // tells DERP clients to reconnect elsewhere
 	}
@@ -421,10 +431,10 @@ func (s *Server) Close() error {
 
 // stateCollector exports node counts as Prometheus gauges at scrape time.
 type stateCollector struct {
-	st       *state.State
-	b        *mapper.Batcher
-	nodes    *prometheus.Desc
-	online   *prometheus.Desc
+	st     *state.State
+	b      *mapper.Batcher
+	nodes  *prometheus.Desc
+	online *prometheus.Desc
 }
 
 func newStateCollector(st *state.State, b *mapper.Batcher) *stateCollector {
