@@ -80,8 +80,10 @@ func (s *Server) register(ctx context.Context, machine key.MachinePublic, req *c
 	// Key rotation.
 	if !req.OldNodeKey.IsZero() {
 		if n, ok := s.state.NodeByKey(req.OldNodeKey); ok && n.MachineKey == machine {
+			var useKey int64
 			if n.IsExpired(now) || req.Auth != nil && req.Auth.AuthKey != "" {
-				// An expired node needs fresh authorisation.
+				// An expired node needs fresh authorisation, and a key
+				// that is presented must be valid (and is spent).
 				if req.Auth == nil || req.Auth.AuthKey == "" {
 					return s.startLogin(machine, req, hostname, hostinfo, routes)
 				}
@@ -92,8 +94,14 @@ func (s *Server) register(ctx context.Context, machine key.MachinePublic, req *c
 				if k.UserID != n.UserID {
 					return s.registerWithKey(ctx, machine, req, k, hostname, hostinfo, routes)
 				}
+				if !k.Reusable {
+					useKey = k.ID
+				}
 			}
-			n2, err := s.state.RotateKey(ctx, n.ID, req.NodeKey, time.Time{})
+			n2, err := s.state.RotateKey(ctx, n.ID, req.NodeKey, time.Time{}, useKey)
+			if errors.Is(err, store.ErrConflict) && useKey != 0 {
+				return errResp(authKeyMessage(state.ErrKeyUsed))
+			}
 			if err != nil {
 				return errResp("rotate key: " + err.Error())
 			}

@@ -144,18 +144,38 @@ func (s *State) updateLocked(ctx context.Context, id int64, kind ChangeKind, per
 }
 
 // RotateKey replaces node id's node key (OldNodeKey flow), keeping its ID,
-// addresses and name.
-func (s *State) RotateKey(ctx context.Context, id int64, newKey key.NodePublic, expiry time.Time) (*Node, error) {
+// addresses and name. A single-use pre-auth key presented with the rotation
+// (useKeyID non-zero) is spent in the same transaction.
+func (s *State) RotateKey(ctx context.Context, id int64, newKey key.NodePublic, expiry time.Time, useKeyID int64) (*Node, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if other, ok := s.byNodeKey[newKey]; ok && other.ID != id {
 		return nil, fmt.Errorf("node key %s is already in use by node %d", newKey.ShortString(), other.ID)
 	}
-	return s.updateLocked(ctx, id, NodeChanged, true, func(n *Node) error {
+	return s.updateKeyLocked(ctx, id, useKeyID, func(n *Node) error {
 		n.NodeKey = newKey
 		n.Expiry = expiry
 		return nil
 	})
+}
+
+// updateKeyLocked is updateLocked for a whole-node change that may spend a
+// single-use pre-auth key atomically with the node write.
+func (s *State) updateKeyLocked(ctx context.Context, id, useKeyID int64, f func(n *Node) error) (*Node, error) {
+	old, ok := s.nodes[id]
+	if !ok {
+		return nil, fmt.Errorf("node %d: %w", id, ErrNotFound)
+	}
+	n := old.clone()
+	if err := f(n); err != nil {
+		return nil, err
+	}
+	if err := s.cfg.Store.UpdateNode(ctx, &n.Node, useKeyID); err != nil {
+		return nil, fmt.Errorf("update node %d: %w", id, err)
+	}
+	s.putLocked(n)
+	s.emitLocked(Change{Kind: NodeChanged, NodeID: id, Node: n, Old: old})
+	return n, nil
 }
 
 // Expire sets node id's key expiry to at (admin "expire", client logout).

@@ -1,0 +1,190 @@
+package magicsock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// PacketConn is one UDP socket as magicsock uses it. Implementations must
+// allow one reader and concurrent writers.
+type PacketConn interface {
+	// ReadBatch reads at least one datagram into bufs, setting sizes and
+	// sources, and returns how many were read.
+	ReadBatch(bufs [][]byte, sizes []int, srcs []netip.AddrPort) (int, error)
+	// WriteBatch sends every buffer in bufs to dst.
+	WriteBatch(bufs [][]byte, dst netip.AddrPort) error
+	// LocalAddrPort is the bound address.
+	LocalAddrPort() netip.AddrPort
+	// SetReadDeadline makes a blocked or later ReadBatch return a timeout
+	// error at t (zero: no deadline).
+	SetReadDeadline(t time.Time) error
+	// Close closes the socket.
+	Close() error
+}
+
+// Network opens UDP sockets and lists local addresses: the OS, or a
+// MemNetwork host in tests.
+type Network interface {
+	// ListenUDP binds network ("udp4" or "udp6") on port (0: any).
+	ListenUDP(network string, port uint16) (PacketConn, error)
+	// LocalAddrs lists the host's unicast addresses, advertised as local
+	// endpoints.
+	LocalAddrs() ([]netip.Addr, error)
+}
+
+// OSNetwork is the host's real network.
+type OSNetwork struct{}
+
+// socketBufferSize is what tailscaled forces its UDP buffers to (§4.1).
+const socketBufferSize = 7 << 20
+
+// ListenUDP implements Network with batched I/O (recvmmsg/sendmmsg on Linux).
+func (OSNetwork) ListenUDP(network string, port uint16) (PacketConn, error) {
+	var laddr *net.UDPAddr
+	switch network {
+	case "udp4":
+		laddr = &net.UDPAddr{IP: net.IPv4zero, Port: int(port)}
+	case "udp6":
+		laddr = &net.UDPAddr{IP: net.IPv6unspecified, Port: int(port)}
+	default:
+		return nil, fmt.Errorf("listen: unknown network %q", network)
+	}
+	uc, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	uc.SetReadBuffer(socketBufferSize) // best effort, as upstream
+	uc.SetWriteBuffer(socketBufferSize)
+	oc := &osConn{uc: uc, v6: network == "udp6", batch: runtime.GOOS == "linux"}
+	if oc.v6 {
+		oc.p6 = ipv6.NewPacketConn(uc)
+	} else {
+		oc.p4 = ipv4.NewPacketConn(uc)
+	}
+	oc.local = uc.LocalAddr().(*net.UDPAddr).AddrPort()
+	return oc, nil
+}
+
+// LocalAddrs returns the host's non-loopback unicast addresses.
+func (OSNetwork) LocalAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		pn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(pn.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
+			continue
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
+// osConn is a kernel UDP socket. Reads and writes use x/net's batch API,
+// which maps to recvmmsg/sendmmsg on Linux.
+type osConn struct {
+	uc    *net.UDPConn
+	p4    *ipv4.PacketConn
+	p6    *ipv6.PacketConn
+	v6    bool
+	batch bool
+	local netip.AddrPort
+
+	rmsgs []ipv4.Message // reader-owned (ipv6.Message is the same type)
+}
+
+func (c *osConn) LocalAddrPort() netip.AddrPort     { return c.local }
+func (c *osConn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+func (c *osConn) Close() error                      { return c.uc.Close() }
+
+func (c *osConn) ReadBatch(bufs [][]byte, sizes []int, srcs []netip.AddrPort) (int, error) {
+	if !c.batch || len(bufs) == 1 {
+		n, src, err := c.uc.ReadFromUDPAddrPort(bufs[0])
+		if err != nil {
+			return 0, err
+		}
+		sizes[0], srcs[0] = n, netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		return 1, nil
+	}
+	if len(c.rmsgs) < len(bufs) {
+		c.rmsgs = make([]ipv4.Message, len(bufs))
+		for i := range c.rmsgs {
+			c.rmsgs[i].Buffers = make([][]byte, 1)
+		}
+	}
+	msgs := c.rmsgs[:len(bufs)]
+	for i := range msgs {
+		msgs[i].Buffers[0] = bufs[i]
+	}
+	var n int
+	var err error
+	if c.v6 {
+		n, err = c.p6.ReadBatch(msgs, 0)
+	} else {
+		n, err = c.p4.ReadBatch(msgs, 0)
+	}
+	if err != nil {
+		return 0, err
+	}
+	for i := range n {
+		sizes[i] = msgs[i].N
+		if ua, ok := msgs[i].Addr.(*net.UDPAddr); ok {
+			ap := ua.AddrPort()
+			srcs[i] = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		} else {
+			srcs[i] = netip.AddrPort{}
+		}
+	}
+	return n, nil
+}
+
+func (c *osConn) WriteBatch(bufs [][]byte, dst netip.AddrPort) error {
+	if c.v6 && dst.Addr().Is4() {
+		dst = netip.AddrPortFrom(netip.AddrFrom16(dst.Addr().As16()), dst.Port())
+	}
+	if !c.batch || len(bufs) == 1 {
+		var errs []error
+		for _, b := range bufs {
+			if _, err := c.uc.WriteToUDPAddrPort(b, dst); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	ua := net.UDPAddrFromAddrPort(dst)
+	msgs := make([]ipv4.Message, len(bufs))
+	for i, b := range bufs {
+		msgs[i] = ipv4.Message{Buffers: [][]byte{b}, Addr: ua}
+	}
+	for len(msgs) > 0 {
+		var n int
+		var err error
+		if c.v6 {
+			n, err = c.p6.WriteBatch(msgs, 0)
+		} else {
+			n, err = c.p4.WriteBatch(msgs, 0)
+		}
+		if err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
