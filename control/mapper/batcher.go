@@ -33,8 +33,13 @@ type Config struct {
 	DNS    DNSSettings
 	// DERPMap returns the current DERP map.
 	DERPMap func() *ctrl.DERPMap
-	// Window is how long changes are collected before a flush (default 20 ms).
+	// Window is how long changes are collected before a flush (default
+	// 20 ms). It grows by WindowPerSession for every open session: a flush
+	// costs one write per session, so larger tailnets batch more to keep
+	// that cost bounded (5,000 sessions: 20 ms + 150 ms).
 	Window time.Duration
+	// WindowPerSession is the per-session growth of Window (default 30 µs).
+	WindowPerSession time.Duration
 	// KeepAlive is the idle time before a keep-alive frame (default 50 s,
 	// plus up to 8 s of jitter; the client gives up after 120 s).
 	KeepAlive time.Duration
@@ -90,6 +95,9 @@ func New(cfg Config) (*Batcher, error) {
 	if cfg.Window == 0 {
 		cfg.Window = 20 * time.Millisecond
 	}
+	if cfg.WindowPerSession == 0 {
+		cfg.WindowPerSession = 30 * time.Microsecond
+	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = 50 * time.Second
 	}
@@ -139,7 +147,7 @@ func (b *Batcher) OnChange(cs []state.Change) {
 	for _, c := range cs {
 		b.pending = append(b.pending, pendingChange{c, now})
 	}
-	b.armLocked(b.cfg.Window)
+	b.armLocked(b.cfg.Window + time.Duration(len(b.sessions))*b.cfg.WindowPerSession)
 }
 
 func (b *Batcher) armLocked(d time.Duration) {

@@ -126,13 +126,13 @@ func (b *Batcher) Serve(ctx context.Context, nodeID int64, compress bool, capVer
 	}
 	flush()
 
+	// The keep-alive timer is armed once per KeepAlive period and checks
+	// when the stream last carried data, rather than being reset on every
+	// frame (a timer operation per frame per session adds up at scale).
 	kick := make(chan struct{}, 1)
+	var lastWrite time.Time
 	var timer interface{ Stop() bool }
-	resetKeepAlive := func() {
-		if timer != nil {
-			timer.Stop()
-		}
-		d := b.cfg.KeepAlive + time.Duration(rand.Int64N(int64(8*time.Second)))
+	arm := func(d time.Duration) {
 		timer = b.cfg.Clock.AfterFunc(d, func() {
 			select {
 			case kick <- struct{}{}:
@@ -140,7 +140,11 @@ func (b *Batcher) Serve(ctx context.Context, nodeID int64, compress bool, capVer
 			}
 		})
 	}
-	resetKeepAlive()
+	period := func() time.Duration {
+		return b.cfg.KeepAlive + time.Duration(rand.Int64N(int64(8*time.Second)))
+	}
+	lastWrite = b.cfg.Clock.Now()
+	arm(period())
 	defer func() { timer.Stop() }()
 
 	for {
@@ -167,13 +171,18 @@ func (b *Batcher) Serve(ctx context.Context, nodeID int64, compress bool, capVer
 			if closeAfter {
 				return ErrDeleted
 			}
-			resetKeepAlive()
+			lastWrite = b.cfg.Clock.Now()
 		case <-kick:
+			if idle := b.cfg.Clock.Now().Sub(lastWrite); idle < b.cfg.KeepAlive {
+				arm(b.cfg.KeepAlive - idle)
+				continue
+			}
 			if err := b.write(w, b.keep, compress); err != nil {
 				return err
 			}
 			flush()
-			resetKeepAlive()
+			lastWrite = b.cfg.Clock.Now()
+			arm(period())
 		case <-sess.done:
 			return sess.err
 		case <-ctx.Done():
