@@ -317,3 +317,38 @@ func TestControlOfficialClients(t *testing.T) {
 		t.Errorf("a's address changed across the restart: %v -> %v", aIP, ip)
 	}
 }
+
+// TestEmbeddedRelayOfficialClients is issue 4's acceptance 2: no external
+// derper at all. weft-control serves DERP on its TLS listener and STUN on
+// UDP 3478; two official clients with UDP between them blocked relay
+// through it, and netcheck sees the region.
+func TestEmbeddedRelayOfficialClients(t *testing.T) {
+	lab := NewLab(t, LabConfig{Nodes: 2, NoDerper: true})
+	ctl := startWeftControl(t, lab)
+	ctl.mustAdmin("users", "create", "bob")
+	key := ctl.mustAdmin("keys", "create", "--user", "bob", "--reusable")
+	a, b := lab.Nodes[0], lab.Nodes[1]
+	a.Node.BlockUDP(b.Node.Addr)
+	b.Node.BlockUDP(a.Node.Addr)
+	upAll(t, ctl.URL, key, a, b)
+
+	bIP, err := b.IPv4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.Tailscale("ping", "-c", "5", "--until-direct=false", bIP.String())
+	if err != nil || !strings.Contains(out, "via DERP(weft)") {
+		t.Fatalf("tailscale ping did not go via the embedded relay: %v\n%s", err, out)
+	}
+	if out, err := a.Node.Exec("ping", "-c", "3", "-W", "3", bIP.String()); err != nil {
+		t.Fatalf("ping over the relayed tunnel: %v\n%s", err, out)
+	}
+	out, err = a.Tailscale("netcheck")
+	if err != nil {
+		t.Fatalf("netcheck: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "weft") || !strings.Contains(out, a.Node.Addr.String()) {
+		t.Errorf("netcheck does not show the weft region and the STUN-discovered address %s:\n%s", a.Node.Addr, out)
+	}
+	t.Logf("netcheck:\n%s", out)
+}
