@@ -3,8 +3,8 @@ package magicsock
 import (
 	"context"
 	"errors"
-	"maps"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"

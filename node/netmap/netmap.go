@@ -2,6 +2,7 @@ package netmap
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 
 	"weft.dev/weft/wire/ctrl"
@@ -72,4 +73,19 @@ func (nm *NetworkMap) PeerByIP(ip netip.Addr) *ctrl.Node {
 		}
 	}
 	return nil
+}
+
+// MagicDNSSuffix returns the MagicDNS domain: the self node's name minus
+// its first label, without dots (as upstream's netmap does). It differs
+// from Domain, the tailnet's name, which headscale sets to its server's
+// host name.
+func (nm *NetworkMap) MagicDNSSuffix() string {
+	if nm == nil || nm.SelfNode == nil {
+		return ""
+	}
+	name := strings.TrimSuffix(nm.SelfNode.Name, ".")
+	if _, rest, ok := strings.Cut(name, "."); ok {
+		return rest
+	}
+	return ""
 }
