@@ -169,14 +169,16 @@ type Stream struct {
 
 	mu sync.Mutex
 	// guarded by mu:
-	self  *ctrl.Node
-	peers map[ctrl.NodeID]*ctrl.Node
-	last  *ctrl.MapResponse
+	self   *ctrl.Node
+	peers  map[ctrl.NodeID]*ctrl.Node
+	last   *ctrl.MapResponse
+	dns    *ctrl.DNSConfig
+	filter []ctrl.FilterRule
 }
 
-// Close ends the poll.
+// Close ends the poll. The frame reader is released by the goroutine
+// reading the stream, when its Next fails.
 func (s *Stream) Close() error {
-	s.fr.Close()
 	return s.body.Close()
 }
 
@@ -184,6 +186,7 @@ func (s *Stream) Close() error {
 func (s *Stream) Next() (*ctrl.MapResponse, error) {
 	js, err := s.fr.Next()
 	if err != nil {
+		s.fr.Close()
 		return nil, err
 	}
 	var r ctrl.MapResponse
@@ -204,6 +207,12 @@ func (s *Stream) apply(r *ctrl.MapResponse) {
 	}
 	if r.Node != nil {
 		s.self = r.Node
+	}
+	if r.DNSConfig != nil {
+		s.dns = r.DNSConfig
+	}
+	if r.PacketFilter != nil {
+		s.filter = r.PacketFilter
 	}
 	if len(r.Peers) > 0 {
 		clear(s.peers)
@@ -261,6 +270,20 @@ func (s *Stream) Self() *ctrl.Node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.self
+}
+
+// DNS returns the last DNS configuration received.
+func (s *Stream) DNS() *ctrl.DNSConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dns
+}
+
+// PacketFilter returns the last packet filter received.
+func (s *Stream) PacketFilter() []ctrl.FilterRule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.filter
 }
 
 // Peer returns a peer by ID.
