@@ -102,6 +102,7 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Config, *slog.Logg
 	var ns, search stringList
 	fs.Var(&ns, "nameserver", "global DNS resolver pushed to nodes (repeatable)")
 	fs.Var(&search, "search-domain", "extra DNS search domain (repeatable)")
+	fs.DurationVar(&cfg.NodeKeyExpiry, "node-key-expiry", 0, "lifetime of node keys; clients re-authenticate after it (default 0: never)")
 	fs.DurationVar(&cfg.EphemeralTimeout, "ephemeral-timeout", 0, "delete ephemeral nodes offline this long (default 30m)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")

@@ -25,7 +25,10 @@ type rig struct {
 	authK string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, Config{}) }
+
+// newRigWith starts a server whose Config is base plus the rig's fields.
+func newRigWith(t *testing.T, base Config) *rig {
 	t.Helper()
 	ctx := context.Background()
 	b, err := mapper.New(mapper.Config{Domain: "weft.test", DNS: mapper.DNSSettings{MagicDNS: true}, Window: 5 * time.Millisecond, OfflineGrace: 10 * time.Millisecond})
@@ -38,7 +41,8 @@ func newRig(t *testing.T) *rig {
 	}
 	b.Start(st)
 	srv := httptest.NewUnstartedServer(nil)
-	s, err := New(Config{ServerURL: "http://" + srv.Listener.Addr().String(), NoiseKey: key.NewMachine(), State: st, Batcher: b})
+	base.ServerURL, base.NoiseKey, base.State, base.Batcher = "http://"+srv.Listener.Addr().String(), key.NewMachine(), st, b
+	s, err := New(base)
 	if err != nil {
 		t.Fatal(err)
 	}

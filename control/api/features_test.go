@@ -5,8 +5,10 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"weft.dev/weft/wire/ctrl"
+	"weft.dev/weft/wire/key"
 )
 
 // TestApprovedRoutesReachPeers: advertised routes are stored; approving one
@@ -77,5 +79,43 @@ func TestCustomDNSRecordsReachNodes(t *testing.T) {
 		if _, err := r.st.AddDNSRecord(context.Background(), bad[0], bad[1], bad[2]); err == nil {
 			t.Errorf("AddDNSRecord(%q) accepted", bad)
 		}
+	}
+}
+
+// TestNodeKeyExpiry: with --node-key-expiry, new keys carry an expiry; an
+// expired node must re-authenticate, and rotation gives a fresh lifetime.
+func TestNodeKeyExpiry(t *testing.T) {
+	r := newRigWith(t, Config{NodeKeyExpiry: time.Hour})
+	ctx := context.Background()
+	c := r.client("exp")
+	s := r.stream(c)
+	exp := s.Self().KeyExpiry
+	if d := time.Until(exp); d < 59*time.Minute || d > time.Hour+time.Minute {
+		t.Fatalf("KeyExpiry %v is not about an hour away", exp)
+	}
+	n, _ := r.st.NodeByKey(c.Node.Public())
+	if _, err := r.st.Expire(ctx, n.ID, time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Restart with the expired key: told it expired.
+	res, err := c.Register(ctx, ctrl.RegisterRequest{Hostinfo: &ctrl.Hostinfo{Hostname: "exp"}})
+	if err != nil || !res.NodeKeyExpired {
+		t.Fatalf("restart with expired key: %+v %v", res, err)
+	}
+	// Rotation without credentials needs an interactive login.
+	old := c.Node.Public()
+	c.Node = key.NewNode()
+	res, err = c.Register(ctx, ctrl.RegisterRequest{OldNodeKey: old, Hostinfo: &ctrl.Hostinfo{Hostname: "exp"}})
+	if err != nil || res.AuthURL == "" {
+		t.Fatalf("rotation of an expired node without a key: %+v %v", res, err)
+	}
+	// With a key it rotates, keeping the node, with a fresh lifetime.
+	res, err = c.Register(ctx, ctrl.RegisterRequest{OldNodeKey: old, Auth: &ctrl.RegisterResponseAuth{AuthKey: r.authK}, Hostinfo: &ctrl.Hostinfo{Hostname: "exp"}})
+	if err != nil || res.Error != "" || !res.MachineAuthorized {
+		t.Fatalf("rotation with a key: %+v %v", res, err)
+	}
+	n2, ok := r.st.NodeByKey(c.Node.Public())
+	if !ok || n2.ID != n.ID || time.Until(n2.Expiry) < 59*time.Minute {
+		t.Fatalf("after rotation: %+v", n2)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2"
@@ -36,6 +37,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// Registry receives the API's metrics; nil means a private registry.
 	Registry prometheus.Registerer
+	// NodeKeyExpiry is the lifetime of newly registered node keys; zero
+	// means they never expire (headscale's default).
+	NodeKeyExpiry time.Duration
 }
 
 // Server serves the control protocol.

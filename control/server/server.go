@@ -69,6 +69,8 @@ type Config struct {
 	Nameservers []string
 	// SearchDomains are extra search domains.
 	SearchDomains []string
+	// NodeKeyExpiry is the lifetime of new node keys (default 0: never).
+	NodeKeyExpiry time.Duration
 	// EphemeralTimeout is how long an ephemeral node may stay offline
 	// before it is deleted (default 30 min).
 	EphemeralTimeout time.Duration
@@ -176,7 +178,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	s.api, err = api.New(api.Config{
 		ServerURL: cfg.ServerURL, NoiseKey: noiseKey, State: st, Batcher: b,
-		Logger: cfg.Logger, Registry: s.registry,
+		Logger: cfg.Logger, Registry: s.registry, NodeKeyExpiry: cfg.NodeKeyExpiry,
 	})
 	if err != nil {
 		s.store.Close()
