@@ -191,11 +191,24 @@ func (b *Batcher) Serve(ctx context.Context, nodeID int64, compress bool, capVer
 	}
 }
 
+// writeChunk bounds each write to the response. HTTP/2 turns one large
+// write into maximal DATA frames, and the server's framer then keeps a
+// buffer of that size for the connection's lifetime (16 KiB × every node);
+// 4 KiB writes make 4 KiB frames, which the Noise layer would split into
+// 4 KiB records anyway.
+const writeChunk = 4 << 10
+
 func (b *Batcher) write(w io.Writer, f *frame, compress bool) error {
 	p := f.wire(compress)
 	b.metrics.bytesOut.Add(float64(len(p)))
-	_, err := w.Write(p)
-	return err
+	for len(p) > 0 {
+		n := min(len(p), writeChunk)
+		if _, err := w.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 // WriteFullMap writes one full map frame for nodeID (the one-shot
