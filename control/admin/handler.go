@@ -86,6 +86,7 @@ func NewHandler(cfg Config) http.Handler {
 	m.HandleFunc("GET /api/v1/apikeys", h.listAPIKeys)
 	m.HandleFunc("POST /api/v1/apikeys", h.createAPIKey)
 	m.HandleFunc("POST /api/v1/apikeys/{prefix}/expire", h.expireAPIKey)
+	h.nodeKeyRoutes(m)
 	return h
 }
 

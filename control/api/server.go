@@ -50,6 +50,7 @@ type Server struct {
 	batcher *mapper.Batcher
 	h2      *http2.Server
 	noise   http.Handler // the mux served inside each Noise connection
+	h2base  *http.Server // routes HTTP/2 errors (a peer's garbage) to debug logs
 	metrics *metrics
 
 	mu sync.Mutex
@@ -79,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(cfg.Registry),
 		conns:   make(map[*noise.Conn]struct{}),
 	}
+	s.h2base = &http.Server{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /machine/register", s.handleRegister)
 	mux.HandleFunc("POST /machine/map", s.handleMap)
@@ -150,7 +152,7 @@ func (s *Server) serveNoise(conn *noise.Conn) {
 	}()
 	ctx := context.WithValue(context.Background(), machineKeyCtx{}, conn.PeerMachineKey())
 	ctx = context.WithValue(ctx, capVerCtx{}, int(conn.ProtocolVersion()))
-	s.h2.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: s.noise, BaseConfig: &http.Server{}})
+	s.h2.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: s.noise, BaseConfig: s.h2base})
 }
 
 // Close closes every Noise connection (their map streams end) and refuses
