@@ -1,8 +1,6 @@
 package api
 
 import (
-	"fmt"
-	"io"
 	"net/http"
 
 	"weft.dev/weft/control/state"
@@ -10,23 +8,8 @@ import (
 )
 
 func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
-	machine, ok := machineKeyOf(r)
+	machine, req, ok := readRequest(w, r, ctrl.DecodeMapRequest, func(q *ctrl.MapRequest) ctrl.CapabilityVersion { return q.Version })
 	if !ok {
-		http.Error(w, "not a Noise connection", http.StatusUnauthorized)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	req, err := ctrl.DecodeMapRequest(body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if req.Version < ctrl.MinCapabilityVersion {
-		http.Error(w, fmt.Sprintf("client capability version %d is too old; weft-control needs %d (Tailscale 1.80) or newer", req.Version, ctrl.MinCapabilityVersion), http.StatusBadRequest)
 		return
 	}
 	n, ok := s.state.NodeByKey(req.NodeKey)
@@ -40,7 +23,8 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "node key does not belong to this machine", http.StatusForbidden)
 		return
 	}
-	if _, err := s.state.ApplyMapUpdate(r.Context(), n.ID, mapUpdate(req)); err != nil {
+	var err error
+	if _, err = s.state.ApplyMapUpdate(r.Context(), n.ID, mapUpdate(req)); err != nil {
 		s.log.Warn("map update", "node", n.ID, "err", err)
 		http.Error(w, "update failed", http.StatusInternalServerError)
 		return

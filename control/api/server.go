@@ -174,24 +174,34 @@ func machineKeyOf(r *http.Request) (key.MachinePublic, bool) {
 	return k, ok && !k.IsZero()
 }
 
-func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	machine, ok := machineKeyOf(r)
+// readRequest authenticates a /machine/* request by its Noise connection,
+// reads and decodes its body and checks the client's capability version.
+// On failure it has written the error response and returns ok false.
+func readRequest[T any](w http.ResponseWriter, r *http.Request, decode func([]byte) (*T, error), version func(*T) ctrl.CapabilityVersion) (machine key.MachinePublic, req *T, ok bool) {
+	machine, ok = machineKeyOf(r)
 	if !ok {
 		http.Error(w, "not a Noise connection", http.StatusUnauthorized)
-		return
+		return machine, nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
-		return
+		return machine, nil, false
 	}
-	req, err := ctrl.DecodeRegisterRequest(body)
-	if err != nil {
+	if req, err = decode(body); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return machine, nil, false
 	}
-	if req.Version < ctrl.MinCapabilityVersion {
-		http.Error(w, fmt.Sprintf("client capability version %d is too old; weft-control needs %d (Tailscale 1.80) or newer", req.Version, ctrl.MinCapabilityVersion), http.StatusBadRequest)
+	if v := version(req); v < ctrl.MinCapabilityVersion {
+		http.Error(w, fmt.Sprintf("client capability version %d is too old; weft-control needs %d (Tailscale 1.80) or newer", v, ctrl.MinCapabilityVersion), http.StatusBadRequest)
+		return machine, nil, false
+	}
+	return machine, req, true
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	machine, req, ok := readRequest(w, r, ctrl.DecodeRegisterRequest, func(q *ctrl.RegisterRequest) ctrl.CapabilityVersion { return q.Version })
+	if !ok {
 		return
 	}
 	resp := s.register(r.Context(), machine, req)

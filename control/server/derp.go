@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -48,23 +47,8 @@ func newEmbeddedRelay(ctx context.Context, cfg Config, st store.Store, nodes *st
 
 func loadOrCreateDERPKey(ctx context.Context, st store.Store) (key.NodePrivate, error) {
 	var k key.NodePrivate
-	v, err := st.Setting(ctx, derpKeySetting)
-	switch {
-	case err == nil:
-		if err := k.UnmarshalText([]byte(v)); err != nil {
-			return k, fmt.Errorf("stored DERP key is corrupt: %w", err)
-		}
-		return k, nil
-	case errors.Is(err, store.ErrNotFound):
-		k = key.NewNode()
-		t, _ := k.MarshalText()
-		if err := st.PutSetting(ctx, derpKeySetting, string(t)); err != nil {
-			return k, fmt.Errorf("save DERP key: %w", err)
-		}
-		return k, nil
-	default:
-		return k, fmt.Errorf("load DERP key: %w", err)
-	}
+	err := loadOrCreateSetting(ctx, st, derpKeySetting, "DERP key", &k, func() textKey { return key.NewNode() })
+	return k, err
 }
 
 // embeddedRegion describes the embedded relay as clients reach it: the

@@ -284,23 +284,31 @@ func loadDERPMap(path string) (*ctrl.DERPMap, error) {
 // client keeps the old public key, so it must survive restarts.
 func loadOrCreateNoiseKey(ctx context.Context, st store.Store) (key.MachinePrivate, error) {
 	var k key.MachinePrivate
-	v, err := st.Setting(ctx, noiseKeySetting)
-	switch {
-	case err == nil:
-		if err := k.UnmarshalText([]byte(v)); err != nil {
-			return k, fmt.Errorf("stored Noise key is corrupt: %w", err)
+	err := loadOrCreateSetting(ctx, st, noiseKeySetting, "Noise key", &k, func() textKey { return key.NewMachine() })
+	return k, err
+}
+
+// textKey is a private key with a text form, as stored in settings.
+type textKey interface{ MarshalText() ([]byte, error) }
+
+// loadOrCreateSetting decodes the setting name into dst, or, when it does
+// not exist yet, stores a fresh value from gen and decodes that.
+func loadOrCreateSetting(ctx context.Context, st store.Store, name, what string, dst interface{ UnmarshalText([]byte) error }, gen func() textKey) error {
+	v, err := st.Setting(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		t, _ := gen().MarshalText()
+		if err := st.PutSetting(ctx, name, string(t)); err != nil {
+			return fmt.Errorf("save %s: %w", what, err)
 		}
-		return k, nil
-	case errors.Is(err, store.ErrNotFound):
-		k = key.NewMachine()
-		t, _ := k.MarshalText()
-		if err := st.PutSetting(ctx, noiseKeySetting, string(t)); err != nil {
-			return k, fmt.Errorf("save Noise key: %w", err)
-		}
-		return k, nil
-	default:
-		return k, fmt.Errorf("load Noise key: %w", err)
+		v, err = string(t), nil
 	}
+	if err != nil {
+		return fmt.Errorf("load %s: %w", what, err)
+	}
+	if err := dst.UnmarshalText([]byte(v)); err != nil {
+		return fmt.Errorf("stored %s is corrupt: %w", what, err)
+	}
+	return nil
 }
 
 // Handler returns the public HTTP handler (control protocol, admin API with
