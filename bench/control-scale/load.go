@@ -278,8 +278,9 @@ func (l *loader) selfID(payload []byte) (int64, error) {
 
 type deltaFrame struct {
 	PeersChanged []struct {
-		ID  int64
-		Key string
+		ID        int64
+		Key       string
+		Endpoints []string
 	}
 	PeersChangedPatch []struct {
 		NodeID    int64
@@ -323,8 +324,13 @@ func (l *loader) read(bn *benchNode, br *bufio.Reader, idx int) {
 				hit = hit || pc.Key == p.key
 			}
 		} else {
+			// Servers may send an endpoint change as a patch (weft) or as
+			// a whole node (headscale); both count.
 			for _, pc := range f.PeersChangedPatch {
 				hit = hit || pc.NodeID == p.nodeID && slices.Contains(pc.Endpoints, p.ep)
+			}
+			for _, pc := range f.PeersChanged {
+				hit = hit || pc.ID == p.nodeID && slices.Contains(pc.Endpoints, p.ep)
 			}
 		}
 		if hit && p.arrived[idx].CompareAndSwap(0, int64(time.Since(p.start))) {
