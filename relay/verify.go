@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 
 	"weft.dev/weft/wire/key"
 )
@@ -115,4 +116,66 @@ func VerifyLocalAPI(socketPath string) VerifyFunc {
 			return errors.New("local node daemon whois: " + res.Status)
 		}
 	}
+}
+
+// controlLookup is the part of weft-control's GET /api/v1/nodekeys/{key}
+// answer (admin.NodeKeyLookup) the relay needs.
+type controlLookup struct {
+	Allow bool `json:"allow"`
+}
+
+// VerifyControl returns weft's -verify-control-url check: ask weft-control
+// (baseURL, e.g. https://ctl.example.com) over its admin API, with the
+// bearer apiKey, whether the client's node key is registered and not
+// expired. 404 rejects; 200 admits when the answer says "allow". When
+// control cannot be asked (transport error, 5xx), failOpen decides; a 401 or
+// any other answer always rejects, so a revoked API key fails loudly rather
+// than opening the relay. hc nil means a plain http.Client (system roots,
+// SSL_CERT_FILE honoured).
+func VerifyControl(baseURL, apiKey string, failOpen bool, hc *http.Client) (VerifyFunc, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("control URL %q: want http(s)://host[:port]", baseURL)
+	}
+	if apiKey == "" {
+		return nil, errors.New("control URL given without an API key (create one with: weft-control apikeys create)")
+	}
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	base := strings.TrimRight(u.String(), "/") + "/api/v1/nodekeys/"
+	return func(ctx context.Context, k key.NodePublic, _ ClientInfo, remote netip.AddrPort) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+k.String(), nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		res, err := hc.Do(req)
+		if err != nil {
+			if failOpen {
+				return nil
+			}
+			return fmt.Errorf("ask control about %s: %w", k.ShortString(), err)
+		}
+		defer res.Body.Close()
+		body := io.LimitReader(res.Body, 4<<10)
+		switch {
+		case res.StatusCode == http.StatusOK:
+			var lk controlLookup
+			if err := json.NewDecoder(body).Decode(&lk); err != nil {
+				return fmt.Errorf("control's answer about %s: %w", k.ShortString(), err)
+			}
+			if !lk.Allow {
+				return fmt.Errorf("node key %s has expired (control)", k.ShortString())
+			}
+			return nil
+		case res.StatusCode == http.StatusNotFound:
+			return fmt.Errorf("node key %s from %v is not registered with control", k.ShortString(), remote.Addr())
+		case res.StatusCode >= 500 && failOpen:
+			return nil
+		default:
+			msg, _ := io.ReadAll(body)
+			return fmt.Errorf("control refused the lookup of %s: %s: %s", k.ShortString(), res.Status, bytes.TrimSpace(msg))
+		}
+	}, nil
 }

@@ -1,17 +1,29 @@
-// Command derp benchmarks weft-derp against the official derper v1.102.5 on
-// loopback in the same run and prints both rates and their ratio (house rule
-// 11: a benchmark measures against its baseline). It is not a test.
+// Command derp benchmarks weft-derp against the official derper v1.102.5 in
+// the same run and prints both figures and their ratio (house rule 11: a
+// benchmark measures against its baseline). It is not a test.
 //
 // Both relays run as separate processes started with the same derper flags
-// (weft-derp is flag compatible), and both are driven by the same client
-// (weft's relay/derpclient), so only the relay differs.
+// (weft-derp is flag compatible). The official binaries come from the
+// interop cache (installed there if missing, see interop.InstallTailscale).
 //
-//	GOBIN=/tmp/tsbin go install tailscale.com/cmd/derper@v1.102.5
-//	go run ./bench/derp -derper /tmp/tsbin/derper -clients 1000 -duration 5s
+//	go run ./bench/derp                                   # all scenarios, as root
+//	go run ./bench/derp -scenarios pps,idle               # no root needed
+//	go run ./bench/derp -scenarios relayed -runs 3 -cpuprofile /tmp/weft-derp.prof
 //
-// Scenarios: "single" (one flow, flat out: shows drops under a fast
-// sender) and "clients" (pairs ping-ponging with a window of 16 packets, a
-// closed loop that measures forwarding capacity). Reported: packets/s
-// delivered to receivers and the fraction of sent packets that did not
-// arrive within the window (in-flight packets at the end count as lost).
+// Scenarios:
+//
+//   - pps: both relays on loopback driven by the same Go client
+//     (relay/derpclient): "single" (one flow, flat out: shows drops under a
+//     fast sender) and "clients" (pairs ping-ponging with a window of 16
+//     packets, a closed loop that measures forwarding capacity). Reported:
+//     packets/s delivered and the fraction of sent packets lost.
+//   - idle: RSS of each relay with -idle logged-in, idle connections.
+//   - relayed (root): the realistic one. Official tailscaled ×2 (TUN mode)
+//     in network namespaces with UDP between them blocked, weft-control as
+//     control server and the relay under test as the only DERP region
+//     (`-dev` plain HTTP, clients on TS_DEBUG_USE_DERP_HTTP=1); iperf3 TCP,
+//     one stream, through it. Reported: Gbit/s, inner TCP retransmits and
+//     RTT, drops on the relay's destination queues, drops in the sending
+//     client's own DERP write queue, and relay and client CPU time. Each
+//     run builds a fresh lab; -runs alternates relays and reports medians.
 package main

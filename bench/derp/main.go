@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"flag"
@@ -9,9 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	"weft.dev/weft/interop"
 
 	"weft.dev/weft/relay/derpclient"
 	"weft.dev/weft/wire/derp"
@@ -20,67 +27,195 @@ import (
 
 func main() {
 	var (
-		derperBin = flag.String("derper", "/tmp/tsbin/derper", "official derper v1.102.5 binary")
+		derperBin = flag.String("derper", "", "official derper v1.102.5 binary (default: the interop cache, installed if missing)")
 		weftBin   = flag.String("weft-derp", "", "weft-derp binary (default: go build ./cmd/weft-derp)")
-		clients   = flag.Int("clients", 1000, "clients in the mesh scenario")
+		scenarios = flag.String("scenarios", "pps,idle,relayed", "comma-separated: pps (in-process clients), idle (RSS), relayed (official clients + iperf3, root)")
+		clients   = flag.Int("clients", 1000, "clients in the pps mesh scenario")
 		size      = flag.Int("size", 1200, "packet payload bytes")
-		duration  = flag.Duration("duration", 5*time.Second, "measurement time per scenario")
+		duration  = flag.Duration("duration", 5*time.Second, "measurement time per pps scenario")
+		idle      = flag.Int("idle", 10000, "idle connections in the idle scenario")
+		iperfTime = flag.Duration("iperf-time", 10*time.Second, "iperf3 run time per relay in the relayed scenario")
+		runs      = flag.Int("runs", 1, "relayed runs per relay (alternating), medians reported")
+		profile   = flag.String("cpuprofile", "", "write a CPU profile of weft-derp during its (last) relayed run here")
 	)
 	flag.Parse()
-	if err := run(*derperBin, *weftBin, *clients, *size, *duration); err != nil {
+	b := &bench{clients: *clients, size: *size, duration: *duration, idle: *idle, iperfTime: *iperfTime, runs: *runs, profile: *profile}
+	if err := b.run(*derperBin, *weftBin, strings.Split(*scenarios, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(derperBin, weftBin string, clients, size int, d time.Duration) error {
-	if _, err := os.Stat(derperBin); err != nil {
-		return fmt.Errorf("%w\ninstall it: GOBIN=%s go install tailscale.com/cmd/derper@v1.102.5", err, filepath.Dir(derperBin))
-	}
+// bench holds the settings of one run.
+type bench struct {
+	clients, size, idle, runs int
+	duration, iperfTime       time.Duration
+	profile                   string
+	dir                       string
+}
+
+func (b *bench) run(derperBin, weftBin string, scenarios []string) error {
 	dir, err := os.MkdirTemp("", "derp-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if weftBin == "" {
-		weftBin = filepath.Join(dir, "weft-derp")
-		out, err := exec.Command("go", "build", "-o", weftBin, "weft.dev/weft/cmd/weft-derp").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("build weft-derp: %v\n%s", err, out)
+	b.dir = dir
+	var ts interop.TSBins
+	var weftControl string
+	err = runScenario("setup", func(tb testing.TB) {
+		if slices.Contains(scenarios, "relayed") || derperBin == "" {
+			ts = interop.RequireTailscale(tb)
 		}
+		if derperBin == "" {
+			derperBin = ts.Derper
+		}
+		if slices.Contains(scenarios, "relayed") {
+			weftControl = buildCmd(tb, dir, "weft-control")
+		}
+		if weftBin == "" {
+			weftBin = buildCmd(tb, dir, "weft-derp")
+		}
+	})
+	if err != nil {
+		return err
 	}
-	type result struct{ single, mesh rate }
-	results := map[string]result{}
-	for _, r := range []struct{ name, bin string }{{"derper", derperBin}, {"weft-derp", weftBin}} {
-		url, stop, err := startRelay(r.bin, dir, r.name)
+	relays := []struct{ name, bin string }{{"derper", derperBin}, {"weft-derp", weftBin}}
+	for _, sc := range scenarios {
+		switch sc {
+		case "pps":
+			err = b.pps(relays)
+		case "idle":
+			err = b.idleRSS(relays)
+		case "relayed":
+			err = b.relayed(relayedRig{ts: ts, weftDERP: weftBin, weftControl: weftControl, duration: b.iperfTime, profile: b.profile})
+		default:
+			err = fmt.Errorf("unknown scenario %q (want pps, idle, relayed)", sc)
+		}
 		if err != nil {
 			return err
 		}
-		single, err := measure(url, 2, size, d)
+	}
+	return nil
+}
+
+func buildCmd(tb testing.TB, dir, name string) string {
+	out := filepath.Join(dir, name)
+	if b, err := exec.Command("go", "build", "-o", out, "weft.dev/weft/cmd/"+name).CombinedOutput(); err != nil {
+		tb.Fatalf("build %s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// pps is the in-process packets/s scenario: the same Go client drives both
+// relays, so only the relay differs.
+func (b *bench) pps(relays []struct{ name, bin string }) error {
+	type result struct{ single, mesh rate }
+	results := map[string]result{}
+	for _, r := range relays {
+		rp, err := startRelay(r.bin, b.dir, r.name)
+		if err != nil {
+			return err
+		}
+		single, err := measure(rp.url, 2, b.size, b.duration)
 		if err == nil {
 			var mesh rate
-			mesh, err = measure(url, clients, size, d)
+			mesh, err = measure(rp.url, b.clients, b.size, b.duration)
 			results[r.name] = result{single, mesh}
 		}
-		stop()
+		rp.stop()
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
 		fmt.Printf("%-9s single flow: %10.0f pkt/s (%5.2f%% lost)   %d clients: %10.0f pkt/s (%5.2f%% lost)\n",
-			r.name, results[r.name].single.pps, results[r.name].single.lost*100, clients,
+			r.name, results[r.name].single.pps, results[r.name].single.lost*100, b.clients,
 			results[r.name].mesh.pps, results[r.name].mesh.lost*100)
 	}
 	o, w := results["derper"], results["weft-derp"]
-	fmt.Printf("ratio weft/derper: single flow %.2fx, %d clients %.2fx\n", w.single.pps/o.single.pps, clients, w.mesh.pps/o.mesh.pps)
+	fmt.Printf("ratio weft/derper: single flow %.2fx, %d clients %.2fx\n", w.single.pps/o.single.pps, b.clients, w.mesh.pps/o.mesh.pps)
 	return nil
+}
+
+// idleRSS measures each relay's memory with b.idle idle clients.
+func (b *bench) idleRSS(relays []struct{ name, bin string }) error {
+	per := map[string]float64{}
+	for _, r := range relays {
+		rp, err := startRelay(r.bin, b.dir, r.name)
+		if err != nil {
+			return err
+		}
+		kib, total, err := idleRSS(rp, b.idle)
+		rp.stop()
+		if err != nil {
+			return fmt.Errorf("%s idle: %w", r.name, err)
+		}
+		per[r.name] = kib
+		fmt.Printf("%-9s %d idle connections: RSS %7.1f MiB (%5.1f KiB per connection)\n", r.name, b.idle, total, kib)
+	}
+	fmt.Printf("ratio weft/derper: memory per idle connection %.2fx\n", per["weft-derp"]/per["derper"])
+	return nil
+}
+
+// relayed runs iperf3 between official clients through each relay,
+// alternating relays when runs > 1, and reports medians.
+func (b *bench) relayed(rig relayedRig) error {
+	kinds := []interop.RelayKind{interop.OfficialDERP, interop.WeftDERP}
+	res := map[interop.RelayKind][]relayedResult{}
+	for i := range b.runs {
+		for _, k := range kinds {
+			r := rig
+			if i < b.runs-1 {
+				r.profile = ""
+			}
+			var got relayedResult
+			err := runScenario(fmt.Sprintf("relayed-%s-%d", k, i+1), func(tb testing.TB) { got = runRelayed(tb, r, k) })
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  run %d %-9s %6.3f Gbit/s  %6d retransmits  rtt %v  relay queue drops %s (backpressure waits %s)  client DERP queue drops %.0f  CPU relay %v, tailscaled x2 %v\n",
+				i+1, k, got.gbps, got.retransmits, got.meanRTT, dropsString(got.queueDrops), dropsString(got.bpWaits), got.clientDrops,
+				got.relayCPU.Round(10*time.Millisecond), got.clientCPU.Round(10*time.Millisecond))
+			res[k] = append(res[k], got)
+		}
+	}
+	med := map[interop.RelayKind]relayedResult{}
+	for _, k := range kinds {
+		med[k] = medianResult(res[k])
+		m := med[k]
+		fmt.Printf("%-9s official tailscaled x2, UDP blocked, iperf3 TCP 1 stream %v: %6.3f Gbit/s  %6d retransmits  queue drops %s  relay CPU %.2f s/Gbit\n",
+			k, b.iperfTime, m.gbps, m.retransmits, dropsString(m.queueDrops), m.relayCPU.Seconds()/(m.gbps*b.iperfTime.Seconds()))
+	}
+	fmt.Printf("ratio weft/derper: relayed TCP throughput %.2fx\n", med[interop.WeftDERP].gbps/med[interop.OfficialDERP].gbps)
+	return nil
+}
+
+func dropsString(d float64) string {
+	if d < 0 {
+		return "n/a"
+	}
+	return strconv.FormatFloat(d, 'f', 0, 64)
+}
+
+// medianResult takes the run with the median throughput.
+func medianResult(rs []relayedResult) relayedResult {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b relayedResult) int { return cmp.Compare(a.gbps, b.gbps) })
+	return s[len(s)/2]
+}
+
+// relayProc is a relay process on loopback.
+type relayProc struct {
+	url  string // http://127.0.0.1:port/derp
+	pid  int
+	stop func()
 }
 
 // startRelay runs a relay binary with derper flags on a free loopback port
 // (plain HTTP: a non-443 port without -certmode=manual).
-func startRelay(bin, dir, name string) (url string, stop func(), err error) {
+func startRelay(bin, dir, name string) (*relayProc, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
@@ -88,9 +223,9 @@ func startRelay(bin, dir, name string) (url string, stop func(), err error) {
 	logf, _ := os.Create(filepath.Join(dir, name+".log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop = func() {
+	stop := func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 		logf.Close()
@@ -102,11 +237,11 @@ func startRelay(bin, dir, name string) (url string, stop func(), err error) {
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", nil, fmt.Errorf("%s did not start (log in %s)", bin, logf.Name())
+			return nil, fmt.Errorf("%s did not start (log in %s)", bin, logf.Name())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "http://" + addr + "/derp", stop, nil
+	return &relayProc{url: "http://" + addr + "/derp", pid: cmd.Process.Pid, stop: stop}, nil
 }
 
 type rate struct {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,6 +27,9 @@ import (
 type flags struct {
 	addr, certMode, certDir, hostname, configPath      string
 	meshPSKFile, meshWith, verifyClientURL, socketPath string
+	verifyControlURL, verifyControlKeyFile             string
+	verifyControlFailOpen                              bool
+	debugListen                                        string
 	bootstrapDNS, rateConfig                           string
 	httpPort, stunPort                                 int
 	runSTUN, runDERP, dev, verifyClients, failOpen     bool
@@ -54,11 +58,15 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.socketPath, "socket", "/var/run/weft/weftd.sock", "LocalAPI socket for -verify-clients")
 	fs.StringVar(&f.verifyClientURL, "verify-client-url", "", "admission controller URL (POST {NodePublic,Source} → {Allow})")
 	fs.BoolVar(&f.failOpen, "verify-client-url-fail-open", true, "admit clients when the admission controller is unreachable")
+	fs.StringVar(&f.verifyControlURL, "verify-control-url", "", "admit only node keys registered (and not expired) in this weft-control, e.g. https://ctl.example.com")
+	fs.StringVar(&f.verifyControlKeyFile, "verify-control-api-key-file", "", "file holding the weft-control API key for -verify-control-url (default: $WEFT_API_KEY)")
+	fs.BoolVar(&f.verifyControlFailOpen, "verify-control-fail-open", false, "admit clients when weft-control cannot be reached")
 	fs.Float64Var(&f.acceptLimit, "accept-connection-limit", math.Inf(1), "new TLS connections per second; excess ones are closed")
 	fs.IntVar(&f.acceptBurst, "accept-connection-burst", math.MaxInt, "burst for -accept-connection-limit")
 	fs.StringVar(&f.bootstrapDNS, "bootstrap-dns-names", "", "comma-separated names published at /bootstrap-dns")
 	fs.StringVar(&f.rateConfig, "rate-config", "", `per-client receive rate JSON {"PerClientRateLimitBytesPerSec":N,"PerClientRateBurstBytes":M}`)
 	fs.DurationVar(&f.writeTimeout, "tcp-write-timeout", 2*time.Second, "write deadline for non-mesh clients; 0 disables")
+	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it private")
 	fs.BoolVar(&f.version, "version", false, "print version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -140,6 +148,21 @@ func options(f *flags, log *slog.Logger) (relay.Options, error) {
 	}
 	if f.verifyClientURL != "" {
 		verifiers = append(verifiers, relay.VerifyClientURL(f.verifyClientURL, f.failOpen, nil))
+	}
+	if f.verifyControlURL != "" {
+		apiKey := os.Getenv("WEFT_API_KEY")
+		if f.verifyControlKeyFile != "" {
+			b, err := os.ReadFile(f.verifyControlKeyFile)
+			if err != nil {
+				return o, fmt.Errorf("read API key: %w", err)
+			}
+			apiKey = strings.TrimSpace(string(b))
+		}
+		v, err := relay.VerifyControl(f.verifyControlURL, apiKey, f.verifyControlFailOpen, nil)
+		if err != nil {
+			return o, fmt.Errorf("-verify-control-url: %w", err)
+		}
+		verifiers = append(verifiers, v)
 	}
 	if len(verifiers) > 0 {
 		o.Verify = relay.VerifyAll(verifiers...)
@@ -250,6 +273,16 @@ func run(ctx context.Context, f *flags, log *slog.Logger) error {
 		go func() { errc <- srv.ServeSTUN(ctx, pc) }()
 	}
 
+	if f.debugListen != "" {
+		dl, err := net.Listen("tcp", f.debugListen)
+		if err != nil {
+			return fmt.Errorf("debug listen: %w", err)
+		}
+		ds := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		defer ds.Close()
+		go ds.Serve(dl)
+	}
+
 	handler := srv.Handler()
 	if !f.runDERP {
 		mux := http.NewServeMux()
@@ -307,4 +340,13 @@ func run(ctx context.Context, f *flags, log *slog.Logger) error {
 		err = nil
 	}
 	return err
+}
+
+// debugMux serves Go's profiler, like derper's loopback-only /debug/pprof.
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -61,6 +61,17 @@ func TestFlags(t *testing.T) {
 	if _, err := options(&flags{}, nil); err == nil {
 		t.Fatal("missing -c accepted")
 	}
+	kf := filepath.Join(t.TempDir(), "apikey")
+	os.WriteFile(kf, []byte("weft-api-x\n"), 0o600)
+	f, _ = parseFlags([]string{"-dev", "-verify-control-url", "https://198.18.1.1", "-verify-control-api-key-file", kf})
+	if o, err := options(f, nil); err != nil || o.Verify == nil {
+		t.Fatalf("-verify-control-url: %v, Verify set %v", err, o.Verify != nil)
+	}
+	t.Setenv("WEFT_API_KEY", "")
+	f, _ = parseFlags([]string{"-dev", "-verify-control-url", "https://198.18.1.1"})
+	if _, err := options(f, nil); err == nil || !strings.Contains(err.Error(), "API key") {
+		t.Fatalf("-verify-control-url without a key: %v", err)
+	}
 }
 
 func TestRunStops(t *testing.T) {
