@@ -66,6 +66,12 @@ func (c *cli) debugCmd() *ffcli.Command {
 			sub("derp-map", "Print DERP map", func(ctx context.Context, args []string) error {
 				return printJSON(c.client().DERPMap(ctx))
 			}),
+			sub("restun", "Force a magicsock restun", func(ctx context.Context, args []string) error {
+				return c.client().DebugAction(ctx, "restun")
+			}),
+			sub("rebind", "Force a magicsock rebind", func(ctx context.Context, args []string) error {
+				return c.client().DebugAction(ctx, "rebind")
+			}),
 			sub("local-creds", "Print how weftd sees this user and what it may do", func(ctx context.Context, args []string) error {
 				return printJSON(c.client().LocalCreds(ctx))
 			}),

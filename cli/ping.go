@@ -61,10 +61,18 @@ side's operating system firewall is blocking packets.
 			if *icmp {
 				typ = "ICMP"
 			}
+			if typ != "disco" {
+				fmt.Fprintf(c.env.Stderr, "note: weftd answers --%s with a disco ping (same path, no %s packet through WireGuard yet)\n", strings.ToLower(typ), typ)
+			}
+			anyPong := false
 			for i := 0; *num == 0 || i < *num; i++ {
 				pctx, cancel := context.WithTimeout(ctx, *timeout)
 				res, err := lc.Ping(pctx, ip, typ)
 				cancel()
+				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+					c.outf("ping %q timed out\n", ip.String())
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -77,10 +85,18 @@ side's operating system firewall is blocking packets.
 				}
 				c.outf("pong from %s (%s) via %s in %v\n", res.NodeName, res.NodeIP, via,
 					time.Duration(res.LatencySeconds*float64(time.Second)).Round(time.Millisecond))
+				anyPong = true
 				if *untilDirect && res.Endpoint != "" {
 					return nil
 				}
-				time.Sleep(time.Second)
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if !anyPong {
+				return errors.New("no reply")
 			}
 			if *untilDirect {
 				return errors.New("direct connection not established")

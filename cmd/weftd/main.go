@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, uid int, getenv f
 	d, err := daemon.New(ctx, daemon.Config{
 		State: *statePath, StateDir: *stateDir, Socket: *socket, Port: *port, Tun: *tun,
 		Socks5: *socks5, HTTPProxy: *httpProxy, Debug: *debugAddr, Version: version(), Logger: logger,
+		Getenv: getenv,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "weftd:", err)
@@ -95,9 +96,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, uid int, getenv f
 	return 0
 }
 
-// doCleanup removes what a crashed weftd may leave behind. This build
-// installs no routes, firewall rules or TUN device, so only a stale socket
-// remains to remove.
+// doCleanup removes what a crashed weftd may leave behind. weftd installs
+// no firewall rules, and its TUN device (with its routes) disappears with
+// the process, so only a stale socket remains to remove.
 func doCleanup(socket string, stderr io.Writer) int {
 	if c, err := net.DialTimeout("unix", socket, time.Second); err == nil {
 		c.Close()

@@ -142,7 +142,7 @@ func TestTruncatedStateFile(t *testing.T) {
 	if err := os.WriteFile(path, bad, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = daemon.New(context.Background(), daemon.Config{State: path, Socket: filepath.Join(dir, "s"), Tun: daemon.UserspaceNetworking})
+	_, err = daemon.New(context.Background(), daemon.Config{State: path, Socket: filepath.Join(dir, "s"), Tun: daemon.UserspaceNetworking, FakeEngine: true})
 	if err == nil || !strings.Contains(err.Error(), path) || !errors.Is(err, state.ErrCorrupt) || !strings.Contains(err.Error(), "will not overwrite") {
 		t.Fatalf("daemon.New with truncated state: %v", err)
 	}

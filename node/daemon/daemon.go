@@ -38,6 +38,8 @@ type EngineConfig struct {
 	Port   int
 	Tun    string
 	Logger *slog.Logger
+	// DERPOverHTTP is TS_DEBUG_USE_DERP_HTTP=1: dial DERP without TLS.
+	DERPOverHTTP bool
 }
 
 // Config is weftd's configuration (tailscaled's flags).
@@ -53,8 +55,14 @@ type Config struct {
 	Version   string
 
 	Logger *slog.Logger
-	// NewEngine builds the data plane; nil runs on engine.Fake.
+	// NewEngine builds the data plane; nil builds the real one
+	// (node/wgengine), or engine.Fake when FakeEngine is set.
 	NewEngine func(EngineConfig) (engine.Engine, error)
+	// FakeEngine runs the control plane alone on engine.Fake (tests).
+	FakeEngine bool
+	// Getenv reads the environment (TS_DEBUG_USE_DERP_HTTP); nil reads
+	// nothing.
+	Getenv func(string) string
 	// PeerCreds and LookupUID are LocalAPI seams (tests play other users).
 	PeerCreds localapi.PeerCredsFunc
 	LookupUID func(string) (int, error)
@@ -76,6 +84,7 @@ type Daemon struct {
 	handler http.Handler
 	reg     *prometheus.Registry
 	debugLn net.Listener
+	proxies proxies
 }
 
 // New opens the state, builds the engine and backend and listens on the
@@ -99,26 +108,32 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Getenv == nil {
+		cfg.Getenv = func(string) string { return "" }
+	}
 	newEngine := cfg.NewEngine
-	if newEngine == nil {
+	switch {
+	case newEngine != nil:
+	case cfg.FakeEngine:
 		newEngine = func(EngineConfig) (engine.Engine, error) {
-			log.Warn("no data plane in this build: running the control plane only (engine.Fake); ping and netcheck will fail")
+			log.Warn("running the control plane only (engine.Fake); ping and netcheck will fail")
 			return engine.NewFake(engine.LocalState{}), nil
 		}
+	default:
+		newEngine = newWGEngine
 	}
-	eng, err := newEngine(EngineConfig{Port: cfg.Port, Tun: cfg.Tun, Logger: log})
+	derpHTTP := cfg.Getenv(EnvDERPOverHTTP) == "1" || cfg.Getenv(EnvDERPOverHTTP) == "true"
+	if derpHTTP {
+		log.Warn(EnvDERPOverHTTP + " is set: DERP is dialed over plain HTTP")
+	}
+	var px proxies
+	if err := px.listen(cfg); err != nil {
+		return nil, err
+	}
+	eng, err := newEngine(EngineConfig{Port: cfg.Port, Tun: cfg.Tun, Logger: log, DERPOverHTTP: derpHTTP})
 	if err != nil {
+		px.close()
 		return nil, fmt.Errorf("data plane: %w", err)
-	}
-	var health []string
-	if cfg.Socks5 != "" {
-		health = append(health, "--socks5-server="+cfg.Socks5+" is set but the SOCKS5 proxy is not yet supported by weftd")
-	}
-	if cfg.HTTPProxy != "" {
-		health = append(health, "--outbound-http-proxy-listen="+cfg.HTTPProxy+" is set but the HTTP proxy is not yet supported by weftd")
-	}
-	for _, h := range health {
-		log.Warn(h)
 	}
 	b, err := ipnlocal.New(ipnlocal.Options{
 		Store:          st,
@@ -128,14 +143,14 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		TUN:            cfg.Tun != UserspaceNetworking,
 		Hostinfo:       hostinfoFunc(cfg),
 		Ephemeral:      strings.HasPrefix(cfg.State, "mem:"),
-		Health:         health,
 		ControlOptions: cfg.ControlOptions,
 	})
 	if err != nil {
+		px.close()
 		eng.Close()
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log, Backend: b, eng: eng, reg: prometheus.NewRegistry()}
+	d := &Daemon{cfg: cfg, log: log, Backend: b, eng: eng, reg: prometheus.NewRegistry(), proxies: px}
 	d.registerMetrics()
 	uid := os.Getuid()
 	if cfg.DaemonUID != nil {
@@ -147,6 +162,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	})
 	ln, err := localapi.Listen(cfg.Socket)
 	if err != nil {
+		px.close()
 		eng.Close()
 		return nil, err
 	}
@@ -154,6 +170,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Debug != "" {
 		if d.debugLn, err = net.Listen("tcp", cfg.Debug); err != nil {
 			ln.Close()
+			px.close()
 			eng.Close()
 			return nil, fmt.Errorf("--debug=%s: %w", cfg.Debug, err)
 		}
@@ -173,7 +190,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go srv.Serve(d.debugLn)
 		defer srv.Close()
 	}
+	pctx, stopProxies := context.WithCancel(ctx)
+	waitProxies := d.proxies.serve(pctx, d.proxyDialer(), d.log)
 	err := localapi.Serve(ctx, d.ln, d.handler, d.cfg.PeerCreds, d.log)
+	stopProxies()
+	waitProxies()
 	d.Backend.Shutdown()
 	d.eng.Close()
 	os.Remove(d.cfg.Socket)

@@ -107,9 +107,12 @@ func TestInteractiveRegistration(t *testing.T) {
 		}
 		return id != ""
 	})
-	if st := a.status(); st.BackendState != "NeedsLogin" || !strings.HasSuffix(st.AuthURL, "/register/"+id) {
-		t.Errorf("before approval: state %s AuthURL %q", st.BackendState, st.AuthURL)
-	}
+	// Control records the pending login before its answer (with the URL)
+	// reaches the client, so poll.
+	waitFor(t, "NeedsLogin with the server's AuthURL", func() bool {
+		st := a.status()
+		return st.BackendState == "NeedsLogin" && strings.HasSuffix(st.AuthURL, "/register/"+id)
+	})
 	if _, err := c.srv.State().ApproveLogin(context.Background(), id, "alice"); err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func (n *node) start() {
 	n.t.Helper()
 	daemonUID := 0
 	d, err := daemon.New(context.Background(), daemon.Config{
-		State: n.statePath, Socket: n.sock, Tun: daemon.UserspaceNetworking, Hostname: n.name,
+		State: n.statePath, Socket: n.sock, Tun: daemon.UserspaceNetworking, Hostname: n.name, FakeEngine: true,
 		Version: "1.0.0-test",
 		PeerCreds: func(net.Conn) (localapi.Creds, error) {
 			return localapi.Creds{Known: true, UID: int(n.uid.Load())}, nil

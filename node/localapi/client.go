@@ -170,6 +170,12 @@ func (c *Client) Netcheck(ctx context.Context) (*ipn.NetcheckReport, error) {
 	return &r, c.do(ctx, "GET", "netcheck", nil, &r)
 }
 
+// DebugAction runs a debug action on the daemon's engine ("restun",
+// "rebind").
+func (c *Client) DebugAction(ctx context.Context, action string) error {
+	return c.do(ctx, "POST", "debug?action="+url.QueryEscape(action), nil, nil)
+}
+
 // Raw returns the body of a GET (metrics, goroutines).
 func (c *Client) Raw(ctx context.Context, path string) ([]byte, error) {
 	res, err := c.send(ctx, "GET", path, nil)

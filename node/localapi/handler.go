@@ -66,6 +66,7 @@ func NewHandler(cfg Config) *Handler {
 	m.HandleFunc("GET /localapi/v0/hostinfo", r(h.serveHostinfo))
 	m.HandleFunc("GET /localapi/v0/derpmap", r(h.serveDERPMap))
 	m.HandleFunc("GET /localapi/v0/debug-local-creds", r(h.serveLocalCreds))
+	m.HandleFunc("POST /localapi/v0/debug", w(h.serveDebug))
 	return h
 }
 
@@ -248,6 +249,24 @@ func (h *Handler) serveNetcheck(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	return writeJSON(w, rep)
+}
+
+// serveDebug runs a debug action (tailscaled's POST debug?action=...).
+func (h *Handler) serveDebug(w http.ResponseWriter, r *http.Request) error {
+	action := r.URL.Query().Get("action")
+	switch action {
+	case "restun", "rebind":
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown debug action %q; want restun or rebind", action))
+		return nil
+	}
+	if err := h.b.DebugAction(action); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return nil
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err := io.WriteString(w, "done\n")
+	return err
 }
 
 func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request) error {

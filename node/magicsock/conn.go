@@ -64,8 +64,9 @@ type Conn struct {
 	// derpRecv carries WireGuard packets from the DERP readers to the
 	// bind's DERP receive function.
 	derpRecv chan derpPacket
-	// localKick wakes the notifier goroutine.
+	// localKick and reachKick wake the notifier goroutine.
 	localKick chan struct{}
+	reachKick chan struct{}
 
 	stats counters
 
@@ -83,9 +84,13 @@ type Conn struct {
 	home       int
 	nc         netcheckState
 	endpoints  []engine.Endpoint
-	endpointAt time.Time // when endpoints were last determined
+	tunnelPfx  []netip.Prefix // self and peer tailnet addresses: never local endpoints
+	endpointAt time.Time      // when endpoints were last determined
 	netInfo    *ctrl.NetInfo
 	onLocal    func(engine.LocalState)
+	onReach    func(bool)
+	reachable  bool               // last value given to onReach
+	reachKnown bool               // onReach has been told reachable
 	pendingCMM map[*endpoint]bool // CallMeMaybe waiting for a fresh STUN round
 	cleanupT   clock.Timer
 	stunT      clock.Timer
@@ -127,6 +132,7 @@ func New(opts Options) (*Conn, error) {
 		discoPriv:  key.NewDisco(),
 		derpRecv:   make(chan derpPacket),
 		localKick:  make(chan struct{}, 1),
+		reachKick:  make(chan struct{}, 1),
 		peers:      map[key.NodePublic]*endpoint{},
 		byDisco:    map[key.DiscoPublic]*discoPeer{},
 		byAddr:     map[netip.AddrPort]*endpoint{},
@@ -138,13 +144,18 @@ func New(opts Options) (*Conn, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	var err4, err6 error
 	c.pconn4, err4 = opts.Net.ListenUDP("udp4", opts.Port)
+	if err4 != nil && opts.Port != 0 {
+		// As tailscaled's bindSocket: the configured port, else any port.
+		c.log.Warn("magicsock: UDP port in use, picking another", "port", opts.Port, "err", err4)
+		c.pconn4, err4 = opts.Net.ListenUDP("udp4", 0)
+	}
 	port6 := opts.Port
-	if port6 == 0 && c.pconn4 != nil {
+	if c.pconn4 != nil {
 		port6 = c.pconn4.LocalAddrPort().Port()
 	}
 	c.pconn6, err6 = opts.Net.ListenUDP("udp6", port6)
-	if err6 != nil && port6 != opts.Port {
-		c.pconn6, err6 = opts.Net.ListenUDP("udp6", opts.Port)
+	if err6 != nil && port6 != 0 {
+		c.pconn6, err6 = opts.Net.ListenUDP("udp6", 0)
 	}
 	if c.pconn4 == nil && c.pconn6 == nil {
 		return nil, fmt.Errorf("magicsock: listen on UDP port %d: %w", opts.Port, errors.Join(err4, err6))
@@ -264,6 +275,9 @@ func (c *Conn) notifier() {
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-c.reachKick:
+			c.deliverReach()
+			continue
 		case <-c.localKick:
 		}
 		c.mu.Lock()
@@ -282,6 +296,15 @@ func (c *Conn) SetNetworkMap(nm *netmap.NetworkMap) {
 	defer c.mu.Unlock()
 	if c.closed || nm == nil {
 		return
+	}
+	// The TUN interface carries the node's own tailnet address; it must
+	// never be advertised as a UDP endpoint (tailscaled skips its own
+	// interface and Tailscale ranges the same way).
+	c.tunnelPfx = slices.Clone(nm.Addresses())
+	for _, n := range nm.Peers {
+		if n != nil {
+			c.tunnelPfx = append(c.tunnelPfx, n.Addresses...)
+		}
 	}
 	if nm.DERPMap != nil && !derpMapEqual(c.derpMap, nm.DERPMap) {
 		c.setDERPMapLocked(nm.DERPMap)
@@ -304,6 +327,12 @@ func (c *Conn) SetNetworkMap(nm *netmap.NetworkMap) {
 			c.removeEndpointLocked(ep)
 		}
 	}
+}
+
+// isTunnelAddrLocked reports whether ip is a tailnet address (self or a
+// peer's): such addresses are never UDP endpoints.
+func (c *Conn) isTunnelAddrLocked(ip netip.Addr) bool {
+	return slices.ContainsFunc(c.tunnelPfx, func(p netip.Prefix) bool { return p.Contains(ip) })
 }
 
 func homeOf(n *ctrl.Node) int {

@@ -122,14 +122,22 @@ func (dc *derpConn) close() { dc.cancel() }
 
 func (dc *derpConn) setClient(cl *derpclient.Client) {
 	dc.mu.Lock()
-	defer dc.mu.Unlock()
 	if cl != nil {
 		dc.client = cl
 		close(dc.ready)
-		return
+	} else {
+		dc.client = nil
+		dc.ready = make(chan struct{})
 	}
-	dc.client = nil
-	dc.ready = make(chan struct{})
+	dc.mu.Unlock()
+	dc.c.updateReachable()
+}
+
+// connected reports whether the region's connection is logged in.
+func (dc *derpConn) connected() bool {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	return dc.client != nil
 }
 
 // waitClient blocks until connected (or the connection is shut down).
@@ -434,4 +442,5 @@ func (c *Conn) setHomeLocked(region int) {
 	for r, dc := range c.derps {
 		c.goLocked(func() { dc.setHome(r == region) })
 	}
+	c.kickReachLocked()
 }

@@ -100,10 +100,13 @@ func (c *Conn) sendDisco(msgs []discoSend) {
 		}
 		switch {
 		case m.to.udp.IsValid():
-			c.sendUDP(m.to.udp, [][]byte{pkt})
+			err = c.sendUDP(m.to.udp, [][]byte{pkt})
 		case m.to.region != 0:
-			c.sendDERP(m.to.region, m.dstKey, pkt)
+			if !c.sendDERP(m.to.region, m.dstKey, pkt) {
+				err = errors.New("DERP queue full or region unknown")
+			}
 		}
+		c.log.Debug("magicsock: disco send", "type", discoName(m.msg), "peer", m.dstKey.ShortString(), "udp", m.to.udp, "derp", m.to.region, "err", err)
 	}
 }
 
@@ -146,6 +149,7 @@ func (c *Conn) handleDisco(pkt []byte, src netip.AddrPort, region int, derpSrc k
 	if viaDERP {
 		src = netip.AddrPortFrom(derpMagicIP, uint16(region))
 	}
+	c.log.Debug("magicsock: disco recv", "type", discoName(msg), "from", sender.ShortString(), "src", src)
 	switch m := msg.(type) {
 	case *disco.Ping:
 		c.handlePing(m, sender, sk, src, region, derpSrc)
@@ -239,6 +243,7 @@ func (c *Conn) handlePong(m *disco.Pong, sender key.DiscoPublic, src netip.AddrP
 		if ep.best.addr == a {
 			ep.best.latency = lat
 			ep.trustUntil = now.Add(trustUDPAddrDuration)
+			c.kickReachLocked()
 		}
 		ep.lastPongAt = now
 	} else {
@@ -262,7 +267,7 @@ func (c *Conn) handleCallMeMaybe(m *disco.CallMeMaybe, sender key.DiscoPublic, d
 	want := map[netip.AddrPort]bool{}
 	for _, a := range m.MyNumber {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		if !a.IsValid() || a.Addr().IsUnspecified() || (a.Addr().Is6() && a.Addr().IsLinkLocalUnicast()) {
+		if !a.IsValid() || a.Addr().IsUnspecified() || (a.Addr().Is6() && a.Addr().IsLinkLocalUnicast()) || c.isTunnelAddrLocked(a.Addr()) {
 			continue
 		}
 		want[a] = true
@@ -360,4 +365,17 @@ func (c *Conn) PeerPath(peer key.NodePublic) (direct netip.AddrPort, region int,
 		region = ep.recvRegion
 	}
 	return netip.AddrPort{}, region, active
+}
+
+// discoName names a disco message for debug logs.
+func discoName(m disco.Message) string {
+	switch m.(type) {
+	case *disco.Ping:
+		return "ping"
+	case *disco.Pong:
+		return "pong"
+	case *disco.CallMeMaybe:
+		return "call-me-maybe"
+	}
+	return fmt.Sprintf("%T", m)
 }

@@ -105,6 +105,9 @@ func (ep *endpoint) setNetmapEndpointsLocked(addrs []netip.AddrPort) {
 			continue
 		}
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if ep.c.isTunnelAddrLocked(a.Addr()) {
+			continue
+		}
 		want[a] = true
 		cd := ep.candidates[a]
 		if cd == nil {

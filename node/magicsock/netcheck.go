@@ -283,6 +283,9 @@ func (c *Conn) finishReportLocked(rep *report) []discoSend {
 	}
 	if addrs, err := c.opts.Net.LocalAddrs(); err == nil {
 		for _, ip := range addrs {
+			if c.isTunnelAddrLocked(ip) {
+				continue
+			}
 			switch {
 			case ip.Is4() && c.pconn4 != nil:
 				add(netip.AddrPortFrom(ip, c.pconn4.LocalAddrPort().Port()), ctrl.EndpointLocal)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -63,6 +64,7 @@ func (OSNetwork) ListenUDP(network string, port uint16) (PacketConn, error) {
 	uc.SetReadBuffer(socketBufferSize) // best effort, as upstream
 	uc.SetWriteBuffer(socketBufferSize)
 	oc := &osConn{uc: uc, v6: network == "udp6", batch: runtime.GOOS == "linux"}
+	oc.gso.Store(gsoAvailable)
 	if oc.v6 {
 		oc.p6 = ipv6.NewPacketConn(uc)
 	} else {
@@ -106,6 +108,7 @@ type osConn struct {
 	v6    bool
 	batch bool
 	local netip.AddrPort
+	gso   atomic.Bool // UDP_SEGMENT still worth trying
 
 	rmsgs []ipv4.Message // reader-owned (ipv6.Message is the same type)
 }
@@ -169,10 +172,56 @@ func (c *osConn) WriteBatch(bufs [][]byte, dst netip.AddrPort) error {
 		return errors.Join(errs...)
 	}
 	ua := net.UDPAddrFromAddrPort(dst)
+	if c.gso.Load() {
+		err := c.sendMsgs(coalesce(bufs, ua))
+		if err == nil || !gsoRefused(err) {
+			return err
+		}
+		c.gso.Store(false) // and resend without: WireGuard drops duplicates
+	}
 	msgs := make([]ipv4.Message, len(bufs))
 	for i, b := range bufs {
 		msgs[i] = ipv4.Message{Buffers: [][]byte{b}, Addr: ua}
 	}
+	return c.sendMsgs(msgs)
+}
+
+// UDP GSO limits: the kernel's UDP_MAX_SEGMENTS on older kernels, and the
+// largest UDP payload of one IPv4 datagram.
+const (
+	maxGSOSegments = 64
+	maxGSOBytes    = 65507
+)
+
+// coalesce turns bufs into sendmmsg messages, each a run of equal-size
+// packets (the last may be shorter) sent with one UDP_SEGMENT control
+// message: the kernel cuts it back into the same datagrams, for one trip
+// through the UDP stack instead of one per packet. The packets are passed
+// as an iovec, not copied.
+func coalesce(bufs [][]byte, ua *net.UDPAddr) []ipv4.Message {
+	var msgs []ipv4.Message
+	for i := 0; i < len(bufs); {
+		seg := len(bufs[i])
+		total, j := seg, i+1
+		for j < len(bufs) && j-i < maxGSOSegments && len(bufs[j]) <= seg && total+len(bufs[j]) <= maxGSOBytes {
+			total += len(bufs[j])
+			j++
+			if len(bufs[j-1]) < seg {
+				break // a shorter packet must be the run's last
+			}
+		}
+		m := ipv4.Message{Buffers: bufs[i:j:j], Addr: ua}
+		if j-i > 1 {
+			m.OOB = gsoControl(seg)
+		}
+		msgs = append(msgs, m)
+		i = j
+	}
+	return msgs
+}
+
+// sendMsgs sends msgs with sendmmsg until all are gone.
+func (c *osConn) sendMsgs(msgs []ipv4.Message) error {
 	for len(msgs) > 0 {
 		var n int
 		var err error

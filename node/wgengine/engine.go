@@ -210,14 +210,15 @@ func (e *Engine) Reconfig(nm *netmap.NetworkMap, cfg engine.Config) error {
 	}
 	e.peerIPs, e.privKey, e.nm = want, cfg.PrivateKey, nm
 	addrs := nm.Addresses()
+	var addrErr error
 	if !slices.Equal(addrs, e.addrs) || e.ktun != nil {
-		if err := e.setAddrsLocked(addrs, want); err != nil {
-			return err
-		}
+		// Best effort: the filter and peers stay configured even when an
+		// address or route cannot be installed.
+		addrErr = e.setAddrsLocked(addrs, want)
 		e.addrs = slices.Clone(addrs)
 	}
 	e.filt.set(addrs, compileFilter(nm.PacketFilter, addrs, cfg.ShieldsUp))
-	return nil
+	return addrErr
 }
 
 func (e *Engine) setAddrsLocked(addrs []netip.Prefix, peers map[key.NodePublic][]netip.Prefix) error {
@@ -419,3 +420,20 @@ func (e *Engine) Netcheck(ctx context.Context) (*engine.NetcheckReport, error) {
 	}
 	return out, nil
 }
+
+var (
+	_ engine.Reachability = (*Engine)(nil)
+	_ engine.Debugger     = (*Engine)(nil)
+)
+
+// Reachable implements engine.Reachability.
+func (e *Engine) Reachable() bool { return e.magic.Reachable() }
+
+// SetReachableCallback implements engine.Reachability.
+func (e *Engine) SetReachableCallback(fn func(bool)) { e.magic.SetReachableCallback(fn) }
+
+// ReSTUN implements engine.Debugger.
+func (e *Engine) ReSTUN() { e.magic.ReSTUN("debug") }
+
+// Rebind implements engine.Debugger.
+func (e *Engine) Rebind() { e.magic.Rebind() }

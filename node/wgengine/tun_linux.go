@@ -3,6 +3,7 @@
 package wgengine
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -55,22 +57,37 @@ func ipNet(p netip.Prefix) *net.IPNet {
 
 // configure makes the interface's addresses and routes equal to addrs and
 // routes (default routes are skipped: exit-node routing needs policy
-// routing, not done yet).
+// routing, not done yet). It is best effort per entry, so that one
+// failure (typically IPv6 disabled on the host, as tailscaled tolerates)
+// does not leave the IPv4 side unconfigured; the errors are returned
+// joined, IPv6 ones only logged when IPv6 is off.
 func (k *kernelTUN) configure(addrs, routes []netip.Prefix) error {
+	var errs []error
+	fail := func(p netip.Prefix, err error) {
+		if p.Addr().Is6() && ipv6Disabled(err) {
+			k.log.Debug("wgengine: IPv6 is disabled here; skipping", "prefix", p, "dev", k.name)
+			return
+		}
+		errs = append(errs, err)
+	}
 	for _, a := range k.addrs {
 		if !slices.Contains(addrs, a) {
 			netlink.AddrDel(k.link, &netlink.Addr{IPNet: ipNet(a)})
 		}
 	}
+	var have []netip.Prefix
 	for _, a := range addrs {
 		if slices.Contains(k.addrs, a) {
+			have = append(have, a)
 			continue
 		}
 		if err := netlink.AddrReplace(k.link, &netlink.Addr{IPNet: ipNet(a)}); err != nil {
-			return fmt.Errorf("wgengine: add address %v to %s: %w", a, k.name, err)
+			fail(a, fmt.Errorf("wgengine: add address %v to %s: %w", a, k.name, err))
+			continue
 		}
+		have = append(have, a)
 	}
-	k.addrs = slices.Clone(addrs)
+	k.addrs = have
 	var want []netip.Prefix
 	for _, r := range routes {
 		if r.Bits() == 0 || slices.Contains(want, r.Masked()) {
@@ -83,16 +100,26 @@ func (k *kernelTUN) configure(addrs, routes []netip.Prefix) error {
 			netlink.RouteDel(&netlink.Route{LinkIndex: k.link.Attrs().Index, Dst: ipNet(r)})
 		}
 	}
+	var routed []netip.Prefix
 	for _, r := range want {
 		if slices.Contains(k.routes, r) {
+			routed = append(routed, r)
 			continue
 		}
 		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: k.link.Attrs().Index, Dst: ipNet(r), Scope: netlink.SCOPE_LINK}); err != nil {
-			return fmt.Errorf("wgengine: route %v via %s: %w", r, k.name, err)
+			fail(r, fmt.Errorf("wgengine: route %v via %s: %w", r, k.name, err))
+			continue
 		}
+		routed = append(routed, r)
 	}
-	k.routes = want
-	return nil
+	k.routes = routed
+	return errors.Join(errs...)
+}
+
+// ipv6Disabled reports whether err is what netlink returns for IPv6
+// addresses and routes when IPv6 is disabled on the interface or host.
+func ipv6Disabled(err error) bool {
+	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EOPNOTSUPP)
 }
 
 // cleanup removes the interface (closing the TUN fd already did for

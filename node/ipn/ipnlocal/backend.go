@@ -81,6 +81,7 @@ type Backend struct {
 	engGen       uint64
 	lastEngNM    *netmap.NetworkMap
 	lastEngCfg   engine.Config
+	reachable    bool // engine.Reachability's last report
 	closed       bool
 }
 
@@ -116,6 +117,9 @@ func New(opts Options) (*Backend, error) {
 // in and wants to run, reconnects to control without re-authenticating.
 func (b *Backend) Init() {
 	b.eng.SetLocalStateCallback(b.onLocalState)
+	if r, ok := b.eng.(engine.Reachability); ok {
+		r.SetReachableCallback(b.onReachable)
+	}
 	b.mu.Lock()
 	if b.shouldAutoConnectLocked() {
 		b.startClientLocked()
@@ -211,6 +215,24 @@ func (b *Backend) onLocalState(ls engine.LocalState) {
 	if cc != nil {
 		cc.UpdateLocalState(ls)
 	}
+}
+
+// onReachable records the engine's reachability and re-evaluates the state.
+func (b *Backend) onReachable(r bool) {
+	b.mu.Lock()
+	b.reachable = r
+	b.updateStateLocked()
+	b.mu.Unlock()
+	b.reconfigEngine()
+}
+
+// reachableLocked reports whether peers can reach this node; engines that
+// cannot tell are taken as reachable.
+func (b *Backend) reachableLocked() bool {
+	if _, ok := b.eng.(engine.Reachability); !ok {
+		return true
+	}
+	return b.reachable
 }
 
 // hostinfoLocked is the base Hostinfo with the prefs applied.
@@ -362,6 +384,10 @@ func (b *Backend) nextStateLocked() ipn.State {
 		return ipn.NeedsMachineAuth
 	case b.keyExpiredLocked():
 		return ipn.NeedsLogin
+	case b.state != ipn.Running && !b.reachableLocked():
+		// tailscaled enters Running once a DERP or peer path is live; a
+		// later DERP reconnect does not drop it back to Starting.
+		return ipn.Starting
 	}
 	return ipn.Running
 }

@@ -6,8 +6,9 @@
 // status/whois/ping/netcheck, and publishes changes on a notify bus.
 //
 // Reachability: with a real data plane Running also needs a DERP or peer
-// path (control.md §7.11); the Engine interface does not report that yet,
-// so Running is entered once a netmap with an authorized self node arrives.
+// path (control.md §7.11). Engines that implement engine.Reachability
+// hold the backend in Starting until they report one; for others Running
+// is entered once a netmap with an authorized self node arrives.
 //
 // It imports node/ipn, node/state, node/controlclient, node/engine,
 // node/netmap and wire/*; never node/localapi or cli.

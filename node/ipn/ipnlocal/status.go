@@ -285,3 +285,21 @@ func (b *Backend) Netcheck(ctx context.Context) (*ipn.NetcheckReport, error) {
 		MappingVariesByDestIP: r.MappingVariesByDestIP,
 	}, nil
 }
+
+// DebugAction runs `weft debug restun` or `weft debug rebind` on the
+// engine.
+func (b *Backend) DebugAction(action string) error {
+	d, ok := b.eng.(engine.Debugger)
+	if !ok {
+		return fmt.Errorf("debug %s: the data plane in use does not support it (weftd runs without a data plane)", action)
+	}
+	switch action {
+	case "restun":
+		d.ReSTUN()
+	case "rebind":
+		d.Rebind()
+	default:
+		return fmt.Errorf("unknown debug action %q; want restun or rebind", action)
+	}
+	return nil
+}

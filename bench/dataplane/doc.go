@@ -1,0 +1,17 @@
+// Command dataplane benchmarks weftd's data plane against official
+// tailscaled v1.102.5 on the same rig in the same run (needs root: it
+// builds network namespaces with internal/nettest). A weft-control with its
+// embedded DERP relay serves both pairs; each pair is two daemons in TUN
+// mode on one lab segment. For each pair it measures the time from `up` to
+// the first ICMP reply through the tunnel, ICMP round-trip time, iperf3 TCP
+// throughput with 1 and 4 streams (and the daemons' CPU time), the direct
+// to DERP failover time after UDP is blocked, and the daemons' RSS idle and
+// after load; then it prints weft/official ratios. With -profile it saves a
+// CPU profile of the sending weftd during the iperf3 run and prints its top
+// functions.
+//
+//	go build -o /tmp/dataplane ./bench/dataplane && sudo /tmp/dataplane
+//
+// It is a program, not a test: it imports the interop helpers (which take
+// a testing.TB) through a small adapter that turns Fatal into an error.
+package main

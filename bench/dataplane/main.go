@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"weft.dev/weft/internal/nettest"
+	"weft.dev/weft/interop"
+)
+
+func main() {
+	var (
+		controlBin = flag.String("weft-control", "", "weft-control binary (default: go build ./cmd/weft-control)")
+		weftdBin   = flag.String("weftd", "", "weftd binary (default: go build ./cmd/weftd)")
+		weftBin    = flag.String("weft", "", "weft binary (default: go build ./cmd/weft)")
+		duration   = flag.Duration("t", 8*time.Second, "iperf3 duration per run")
+		profile    = flag.String("profile", "", "save a CPU profile of the sending weftd under iperf3 (4 streams) to this file and print its top functions")
+	)
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "dataplane: needs root (network namespaces, TUN devices); run it with sudo")
+		os.Exit(1)
+	}
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		fmt.Fprintln(os.Stderr, "dataplane: iperf3 is missing; install it (.ci/deps.sh does: apt-get install iperf3)")
+		os.Exit(1)
+	}
+	o := options{controlBin: *controlBin, weftdBin: *weftdBin, weftBin: *weftBin, iperfTime: *duration, profile: *profile}
+	err := guard(&benchTB{}, func(tb *benchTB) error { return run(tb, o) })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dataplane:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	controlBin, weftdBin, weftBin string
+	iperfTime                     time.Duration
+	profile                       string
+}
+
+// build fills in the binaries that were not given with `go build`.
+func (o *options) build(tb *benchTB) error {
+	dir := tb.TempDir()
+	for _, b := range []struct {
+		path *string
+		name string
+	}{{&o.controlBin, "weft-control"}, {&o.weftdBin, "weftd"}, {&o.weftBin, "weft"}} {
+		if *b.path != "" {
+			continue
+		}
+		*b.path = filepath.Join(dir, b.name)
+		out, err := exec.Command("go", "build", "-o", *b.path, "weft.dev/weft/cmd/"+b.name).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("build %s: %v\n%s", b.name, err, out)
+		}
+	}
+	return nil
+}
+
+func run(tb *benchTB, o options) error {
+	if err := o.build(tb); err != nil {
+		return err
+	}
+	lab := interop.NewLab(tb, interop.LabConfig{Nodes: 2, NoDaemons: true, NoDerper: true})
+	ctl, err := startControl(tb, lab, o.controlBin)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rig: %s, official tailscaled %s, iperf3 %v per run, TUN mode, direct path on one bridge\n",
+		cpuSummary(), interop.TailscaleVersion, o.iperfTime)
+
+	// Official pair first (the baseline), then weft; each pair is stopped
+	// before the next starts so they do not compete for the two CPUs.
+	official := &pair{name: "tailscaled"}
+	for i, n := range lab.NodeNS {
+		d := interop.StartTailscaled(tb, n, lab.Bins, interop.TailscaledConfig{CAFile: lab.TLS.CAFile})
+		official.side[i] = side{node: n, proc: d.Proc, cli: d.Tailscale, status: d.StatusJSON,
+			up: func() error { return d.Up(ctl.url, ctl.key) }}
+	}
+	ro, err := official.measure(o, "")
+	official.stop()
+	if err != nil {
+		return fmt.Errorf("tailscaled pair: %w", err)
+	}
+	ro.print("tailscaled")
+
+	weftPair := &pair{name: "weftd"}
+	for i := range 2 {
+		n := lab.NewNode(fmt.Sprintf("weft%d", i+1), lab.Net)
+		d := interop.StartWeftd(tb, n, interop.WeftdConfig{Weftd: o.weftdBin, Weft: o.weftBin, CAFile: lab.TLS.CAFile, Debug: "127.0.0.1:6060"})
+		weftPair.side[i] = side{node: n, proc: d.Proc, cli: d.Weft, status: d.StatusJSON,
+			up: func() error { return d.Up(ctl.url, ctl.key) }}
+	}
+	rw, err := weftPair.measure(o, o.profile)
+	weftPair.stop()
+	if err != nil {
+		return fmt.Errorf("weftd pair: %w", err)
+	}
+	rw.print("weftd")
+	printRatios(rw, ro)
+	if o.profile != "" {
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=35", o.weftdBin, o.profile).CombinedOutput()
+		fmt.Printf("\nweftd CPU profile under iperf3 -P 4 (sender side), %s:\n%s", o.profile, out)
+		if err != nil {
+			return fmt.Errorf("pprof: %w", err)
+		}
+	}
+	return nil
+}
+
+// control is a weft-control with TLS on the lab's control node, its
+// embedded DERP relay and STUN, and a reusable key.
+type control struct {
+	url, key string
+}
+
+func startControl(tb *benchTB, lab *interop.Lab, bin string) (*control, error) {
+	stateDir := filepath.Join(lab.Dir(), "weft-control")
+	url := "https://" + lab.Control.Addr.String()
+	p := lab.Control.Start(nettest.Cmd{Name: "weft-control", Args: []string{bin,
+		"--listen", lab.Control.Addr.String() + ":443", "--server-url", url, "--state-dir", stateDir,
+		"--tls-cert", lab.TLS.CertFile, "--tls-key", lab.TLS.KeyFile, "--base-domain", "weft.test",
+	}})
+	admin := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, append([]string{"--state-dir", stateDir}, args...)...).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("weft-control %s: %v\n%s\n%s", strings.Join(args, " "), err, out, p.Tail(20))
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	if err := nettest.Poll(15*time.Second, func() error { _, err := admin("users", "list"); return err }); err != nil {
+		return nil, err
+	}
+	if _, err := admin("users", "create", "bench"); err != nil {
+		return nil, err
+	}
+	key, err := admin("keys", "create", "--user", "bench", "--reusable", "--expiry", "2h")
+	if err != nil {
+		return nil, err
+	}
+	return &control{url: url, key: key}, nil
+}
+
+func cpuSummary() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	model, n := "", 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			model = strings.TrimSpace(v)
+			n++
+		}
+	}
+	return fmt.Sprintf("%d x %s", n, model)
+}
+
+// upBoth runs both sides' `up` concurrently.
+func upBoth(p *pair) error {
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range p.side {
+		wg.Go(func() { errs[i] = p.side[i].up() })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("%s side %d: up: %w", p.name, i+1, err)
+		}
+	}
+	return nil
+}

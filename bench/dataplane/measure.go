@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"weft.dev/weft/internal/nettest"
+	"weft.dev/weft/interop"
+)
+
+// side is one daemon of a pair, driven through its CLI.
+type side struct {
+	node   *nettest.Node
+	proc   *nettest.Proc
+	cli    func(args ...string) (string, error)
+	status func() (*interop.Status, error)
+	up     func() error
+}
+
+// pair is two daemons of one implementation.
+type pair struct {
+	name string
+	side [2]side
+}
+
+// results are one pair's figures.
+type results struct {
+	upToPong      time.Duration
+	rttAvg        time.Duration
+	tput1, tput4  float64 // bits/s received
+	cpu1, cpu4    float64 // sender+receiver daemon CPU seconds per GB received
+	failover      time.Duration
+	backDirect    time.Duration
+	rssIdle, rssL int64 // sender daemon KiB
+}
+
+func (p *pair) stop() {
+	for _, s := range p.side {
+		if s.proc != nil {
+			s.proc.Stop()
+		}
+	}
+}
+
+func (s side) ipv4() (netip.Addr, error) {
+	st, err := s.status()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range st.TailscaleIPs {
+		if a.Is4() {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no tailnet IPv4 yet (state %s)", st.BackendState)
+}
+
+// curAddr is side a's CurAddr for its only peer.
+func (s side) curAddr() (string, error) {
+	st, err := s.status()
+	if err != nil {
+		return "", err
+	}
+	for _, p := range st.Peer {
+		return p.CurAddr, nil
+	}
+	return "", errors.New("no peer")
+}
+
+func (p *pair) measure(o options, profile string) (*results, error) {
+	r := &results{}
+	a, b := p.side[0], p.side[1]
+	start := time.Now()
+	if err := upBoth(p); err != nil {
+		return nil, err
+	}
+	var bIP netip.Addr
+	if err := nettest.Poll(30*time.Second, func() (err error) { bIP, err = b.ipv4(); return err }); err != nil {
+		return nil, err
+	}
+	if err := nettest.Poll(60*time.Second, func() error { return a.node.Ping(bIP) }); err != nil {
+		return nil, fmt.Errorf("first pong: %w", err)
+	}
+	r.upToPong = time.Since(start)
+	if err := nettest.Poll(60*time.Second, func() error {
+		a.node.Ping(bIP)
+		ca, err := a.curAddr()
+		if err == nil && ca == "" {
+			err = errors.New("not direct yet")
+		}
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("direct path: %w", err)
+	}
+	time.Sleep(3 * time.Second)
+	r.rssIdle = rssKiB(a.proc.Pid())
+
+	out, err := a.node.Exec("ping", "-c", "50", "-i", "0.02", "-q", bIP.String())
+	if err != nil {
+		return nil, fmt.Errorf("ping: %v\n%s", err, out)
+	}
+	r.rttAvg = parseRTT(out)
+
+	srv := b.node.Start(nettest.Cmd{Name: "iperf3-server", Args: []string{"iperf3", "-s", "-B", bIP.String()}})
+	defer srv.Stop()
+	time.Sleep(300 * time.Millisecond)
+	for _, streams := range []int{1, 4} {
+		var prof chan error
+		if profile != "" && streams == 4 {
+			prof = make(chan error, 1)
+			go func() { prof <- saveProfile(a.node, profile, o.iperfTime-2*time.Second) }()
+		}
+		cpu0 := cpuSeconds(a.proc.Pid()) + cpuSeconds(b.proc.Pid())
+		bps, err := iperf(a.node, bIP, streams, o.iperfTime)
+		cpu := cpuSeconds(a.proc.Pid()) + cpuSeconds(b.proc.Pid()) - cpu0
+		if err != nil {
+			return nil, err
+		}
+		gb := bps * o.iperfTime.Seconds() / 8 / 1e9
+		if streams == 1 {
+			r.tput1, r.cpu1 = bps, cpu/gb
+		} else {
+			r.tput4, r.cpu4 = bps, cpu/gb
+		}
+		if prof != nil {
+			if err := <-prof; err != nil {
+				fmt.Fprintln(os.Stderr, "profile:", err)
+			}
+		}
+	}
+	r.rssL = rssKiB(a.proc.Pid())
+
+	// Failover: block UDP both ways, time until the tunnel carries ICMP
+	// again over DERP; then unblock and time the return to direct.
+	t0 := time.Now()
+	a.node.BlockUDP(b.node.Addr)
+	b.node.BlockUDP(a.node.Addr)
+	if err := nettest.Poll(60*time.Second, func() error {
+		if ca, err := a.curAddr(); err != nil || ca != "" {
+			return fmt.Errorf("still direct %q %v", ca, err)
+		}
+		return a.node.Ping(bIP)
+	}); err != nil {
+		return nil, fmt.Errorf("failover: %w", err)
+	}
+	r.failover = time.Since(t0)
+	t0 = time.Now()
+	a.node.UnblockUDP(b.node.Addr)
+	b.node.UnblockUDP(a.node.Addr)
+	if err := nettest.Poll(60*time.Second, func() error {
+		a.node.Ping(bIP)
+		if ca, err := a.curAddr(); err != nil || ca == "" {
+			return fmt.Errorf("not direct %v", err)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("back to direct: %w", err)
+	}
+	r.backDirect = time.Since(t0)
+	return r, nil
+}
+
+var rttRE = regexp.MustCompile(`= [\d.]+/([\d.]+)/`)
+
+func parseRTT(out string) time.Duration {
+	m := rttRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	ms, _ := strconv.ParseFloat(m[1], 64)
+	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// iperf runs an iperf3 TCP client in node against dst and returns the
+// received bits per second.
+func iperf(node *nettest.Node, dst netip.Addr, streams int, d time.Duration) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	out, err := node.ExecContext(ctx, "iperf3", "-c", dst.String(), "-J", "-P", strconv.Itoa(streams), "-t", strconv.Itoa(int(d.Seconds())))
+	if err != nil {
+		return 0, fmt.Errorf("iperf3 -P %d: %v\n%s", streams, err, out)
+	}
+	var rep struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %w\n%s", err, out)
+	}
+	return rep.End.SumReceived.BitsPerSecond, nil
+}
+
+// saveProfile fetches a CPU profile of d from weftd's --debug listener
+// inside node.
+func saveProfile(node *nettest.Node, path string, d time.Duration) error {
+	c := node.HTTPClient()
+	c.Timeout = d + 20*time.Second
+	time.Sleep(time.Second) // let iperf3 ramp up
+	res, err := c.Get(fmt.Sprintf("http://127.0.0.1:6060/debug/pprof/profile?seconds=%d", int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// rssKiB is VmRSS of pid.
+func rssKiB(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// cpuSeconds is utime+stime of pid (USER_HZ is 100 on Linux).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+func (r *results) print(name string) {
+	fmt.Printf("%-10s up→first pong %7v | ICMP RTT avg %8v | iperf3 TCP 1 stream %7.0f Mbit/s (%.1f CPU-s/GB) | 4 streams %7.0f Mbit/s (%.1f CPU-s/GB) | direct→DERP %6v, back %6v | RSS idle %d MiB, after load %d MiB\n",
+		name, r.upToPong.Round(time.Millisecond), r.rttAvg.Round(time.Microsecond), r.tput1/1e6, r.cpu1, r.tput4/1e6, r.cpu4,
+		r.failover.Round(100*time.Millisecond), r.backDirect.Round(100*time.Millisecond), r.rssIdle/1024, r.rssL/1024)
+}
+
+// printRatios prints weft/official for each figure (> 1 means weft is
+// higher: better for throughput, worse for times, RTT, CPU and memory).
+func printRatios(w, o *results) {
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2fx", a/b)
+	}
+	fmt.Printf("ratio weftd/tailscaled: up→pong %s, RTT %s, TCP 1 stream %s, 4 streams %s, CPU/GB %s and %s, direct→DERP %s, back to direct %s, RSS idle %s, after load %s\n",
+		ratio(w.upToPong.Seconds(), o.upToPong.Seconds()), ratio(w.rttAvg.Seconds(), o.rttAvg.Seconds()),
+		ratio(w.tput1, o.tput1), ratio(w.tput4, o.tput4), ratio(w.cpu1, o.cpu1), ratio(w.cpu4, o.cpu4),
+		ratio(w.failover.Seconds(), o.failover.Seconds()), ratio(w.backDirect.Seconds(), o.backDirect.Seconds()),
+		ratio(float64(w.rssIdle), float64(o.rssIdle)), ratio(float64(w.rssL), float64(o.rssL)))
+}
