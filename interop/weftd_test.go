@@ -438,3 +438,65 @@ func TestWeftdUserspaceNonRoot(t *testing.T) {
 	icmpPing(t, b, wIP)
 	t.Logf("userspace weftd as nobody: proxies and inbound forwarding work; path %s", pingDirect(t, a, tsIP))
 }
+
+// TestWeftdInteractiveLogin is issue 5 acceptance 1's interactive half in
+// namespaces: `weft up` without a key shows the server's login URL, the
+// admin approves it, up completes, and the official peer lists the node.
+func TestWeftdInteractiveLogin(t *testing.T) {
+	lab := NewLab(t, LabConfig{Nodes: 1, NoDerper: true})
+	ctl := startWeftControl(t, lab)
+	ctl.mustAdmin("users", "create", "erin")
+	key := ctl.mustAdmin("keys", "create", "--user", "erin", "--reusable")
+	ts := lab.Nodes[0]
+	if err := ts.Up(ctl.URL, key); err != nil {
+		t.Fatal(err)
+	}
+	w := startWeftdIn(t, lab, "weftia", lab.Net, WeftdConfig{})
+	upDone := make(chan error, 1)
+	var out string
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		var err error
+		// Combined output: like tailscale, weft prints the URL on stderr.
+		out, err = nettest.Exec(ctx, w.Node.NS, w.cfg.Weft, "--socket="+w.Socket, "up", "--login-server="+ctl.URL, "--hostname=weftia", "--timeout=80s")
+		upDone <- err
+	}()
+	re := regexp.MustCompile(regexp.QuoteMeta(ctl.URL) + `/register/([0-9a-f]+)`)
+	var id string
+	nettest.WaitFor(t, 30*time.Second, func() error {
+		st, err := w.StatusJSON()
+		if err != nil {
+			return err
+		}
+		m := re.FindStringSubmatch(st.AuthURL)
+		if m == nil {
+			return fmt.Errorf("AuthURL %q", st.AuthURL)
+		}
+		id = m[1]
+		return nil
+	})
+	ctl.mustAdmin("nodes", "register", "--user", "erin", id)
+	select {
+	case err := <-upDone:
+		if err != nil {
+			t.Fatalf("weft up: %v\n%s", err, out)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("weft up did not finish after approval")
+	}
+	if !strings.Contains(out, ctl.URL+"/register/") {
+		t.Errorf("weft up did not show the login URL:\n%s", out)
+	}
+	w.WaitRunning(30 * time.Second)
+	nettest.WaitFor(t, 10*time.Second, func() error {
+		ps, err := tsPeer(ts).peerStatus("weftia")
+		if err != nil {
+			return err
+		}
+		if ps.OS != "linux" || len(ps.TailscaleIPs) == 0 {
+			return fmt.Errorf("official view of weftia: %+v", ps)
+		}
+		return nil
+	})
+}
