@@ -104,10 +104,11 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Config, *slog.Logg
 	fs.Var(&search, "search-domain", "extra DNS search domain (repeatable)")
 	fs.DurationVar(&cfg.NodeKeyExpiry, "node-key-expiry", 0, "lifetime of node keys; clients re-authenticate after it (default 0: never)")
 	fs.DurationVar(&cfg.EphemeralTimeout, "ephemeral-timeout", 0, "delete ephemeral nodes offline this long (default 30m)")
+	fs.StringVar(&cfg.PolicyFile, "policy-file", "", "HuJSON tailnet policy `FILE`, authoritative: reloaded when it changes, and `policy set` is refused (default: the policy stored by `weft-control policy set`)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: weft-control [serve] [flags]\n       weft-control users|keys|nodes|routes|dns|apikeys ... (admin; --help for each)\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: weft-control [serve] [flags]\n       weft-control users|keys|nodes|routes|dns|policy|apikeys ... (admin; --help for each)\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

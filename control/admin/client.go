@@ -29,6 +29,8 @@ type Client struct {
 type Error struct {
 	Status  int    // HTTP status code
 	Message string // the server's explanation, which says what to do next
+	// Policy locates each problem of a refused policy.
+	Policy []PolicyError
 }
 
 // Error returns the server's message.
@@ -115,7 +117,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("%s %s: server answered %s: is %s a weft-control admin API?", method, path, resp.Status, c.target)
 		}
-		return &Error{Status: resp.StatusCode, Message: e.Error}
+		return &Error{Status: resp.StatusCode, Message: e.Error, Policy: e.Policy}
 	}
 	if out == nil {
 		return nil
@@ -292,4 +294,30 @@ func (c *Client) CreateAPIKey(ctx context.Context, expiry string) (CreatedAPIKey
 func (c *Client) ExpireAPIKey(ctx context.Context, prefix string) (APIKey, error) {
 	var out APIKey
 	return out, c.do(ctx, http.MethodPost, "/api/v1/apikeys/"+seg(prefix)+"/expire", nil, &out)
+}
+
+// Policy returns the active tailnet policy.
+func (c *Client) Policy(ctx context.Context) (Policy, error) {
+	var out Policy
+	return out, c.do(ctx, http.MethodGet, "/api/v1/policy", nil, &out)
+}
+
+// SetPolicy validates, stores and applies a policy. A refused policy comes
+// back as an *Error whose Policy field locates every problem.
+func (c *Client) SetPolicy(ctx context.Context, text string) (SetPolicyResult, error) {
+	var out SetPolicyResult
+	return out, c.do(ctx, http.MethodPut, "/api/v1/policy", SetPolicyRequest{Policy: text}, &out)
+}
+
+// CheckPolicy validates a policy and runs its tests against the server's
+// current nodes, without applying it.
+func (c *Client) CheckPolicy(ctx context.Context, text string) (CheckPolicyResult, error) {
+	var out CheckPolicyResult
+	return out, c.do(ctx, http.MethodPost, "/api/v1/policy/check", SetPolicyRequest{Policy: text}, &out)
+}
+
+// PolicyHistory lists the stored policy versions.
+func (c *Client) PolicyHistory(ctx context.Context) ([]PolicyVersion, error) {
+	var out []PolicyVersion
+	return out, c.do(ctx, http.MethodGet, "/api/v1/policy/history", nil, &out)
 }

@@ -1,6 +1,6 @@
 // Package admin is weft-control's administration API: a JSON-over-HTTP
 // interface under /api/v1/ to users, pre-auth keys, nodes, routes, custom DNS
-// records and API keys, plus the Go Client that the weft-control admin
+// records, the tailnet policy and API keys, plus the Go Client that the weft-control admin
 // subcommands (control/admincli) use to call it.
 //
 // The same handler is served twice: on the unix socket

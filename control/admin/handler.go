@@ -35,6 +35,9 @@ type Config struct {
 	// "Authorization: Bearer weft-api-…" header. Set it on the public
 	// listener; the unix socket relies on its file mode instead.
 	RequireAPIKey bool
+	// PolicyFile is the server's --policy-file: when set, the policy
+	// cannot be replaced through the API.
+	PolicyFile string
 }
 
 // handler serves /api/v1/. It holds no mutable state of its own.
@@ -44,6 +47,8 @@ type handler struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	key bool
+	// policyFile, when set, is authoritative for the policy.
+	policyFile string
 }
 
 // NewHandler returns the admin API handler. Mount it so that it sees whole
@@ -55,7 +60,7 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{st: cfg.State, db: cfg.Store, log: cfg.Logger, mux: http.NewServeMux(), key: cfg.RequireAPIKey}
+	h := &handler{st: cfg.State, db: cfg.Store, log: cfg.Logger, mux: http.NewServeMux(), key: cfg.RequireAPIKey, policyFile: cfg.PolicyFile}
 	m := h.mux
 	m.HandleFunc("GET /api/v1/users", h.listUsers)
 	m.HandleFunc("POST /api/v1/users", h.createUser)
@@ -83,6 +88,11 @@ func NewHandler(cfg Config) http.Handler {
 	m.HandleFunc("POST /api/v1/dns/records", h.addDNSRecord)
 	m.HandleFunc("DELETE /api/v1/dns/records/{id}", h.deleteDNSRecord)
 
+	m.HandleFunc("GET /api/v1/policy", h.getPolicy)
+	m.HandleFunc("PUT /api/v1/policy", h.setPolicy)
+	m.HandleFunc("POST /api/v1/policy/check", h.checkPolicy)
+	m.HandleFunc("GET /api/v1/policy/history", h.policyHistory)
+
 	m.HandleFunc("GET /api/v1/apikeys", h.listAPIKeys)
 	m.HandleFunc("POST /api/v1/apikeys", h.createAPIKey)
 	m.HandleFunc("POST /api/v1/apikeys/{prefix}/expire", h.expireAPIKey)
@@ -94,7 +104,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.key && !h.authorize(w, r) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	limit := int64(maxBody)
+	if strings.HasPrefix(r.URL.Path, "/api/v1/policy") {
+		limit = maxPolicyBody
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if _, pattern := h.mux.Handler(r); pattern != "" {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			h.mux.ServeHTTP(w, r)
@@ -115,7 +129,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", rec.header.Get("Allow"))
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, rec.header.Get("Allow")))
 	case http.StatusNotFound, 0, http.StatusOK:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no admin API route %s %s: routes live under /api/v1/ (users, keys, nodes, routes, dns/records, apikeys)", r.Method, r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no admin API route %s %s: routes live under /api/v1/ (users, keys, nodes, routes, dns/records, policy, apikeys)", r.Method, r.URL.Path))
 	default:
 		for k, v := range rec.header {
 			w.Header()[k] = v
@@ -241,7 +255,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, example string, o
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes: send a smaller JSON object like %s", maxBody, example))
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes: send a smaller JSON object like %s", tooBig.Limit, example))
 	case errors.Is(err, io.EOF):
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("request body is empty: send a JSON object like %s", example))
 	default:

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -175,4 +176,61 @@ type CreatedAPIKey struct {
 // ErrorResponse is the body of every error answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
+	// Policy locates every problem of a refused policy.
+	Policy []PolicyError `json:"policy_errors,omitempty"`
+}
+
+// Policy is the active tailnet policy (GET /api/v1/policy).
+type Policy struct {
+	// Set is false while no policy is set: every node reaches every other.
+	Set bool `json:"set"`
+	// Policy is the HuJSON text as it was given.
+	Policy  string    `json:"policy"`
+	Version int64     `json:"version,omitempty"` // store version; 0 from a file
+	Updated time.Time `json:"updated,omitzero"`
+	// File is the --policy-file the policy comes from, if any.
+	File string `json:"file,omitempty"`
+}
+
+// SetPolicyRequest is the body of PUT /api/v1/policy and
+// POST /api/v1/policy/check.
+type SetPolicyRequest struct {
+	Policy string `json:"policy"`
+}
+
+// SetPolicyResult answers PUT /api/v1/policy.
+type SetPolicyResult struct {
+	Policy Policy `json:"policy"`
+	// Unchanged is set when the text was already the active policy.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// AffectedNodes are the IDs of nodes whose filter or peers changed.
+	AffectedNodes []int64 `json:"affected_nodes"`
+}
+
+// PolicyError is one problem in a policy file, or one failed test.
+type PolicyError struct {
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Message string `json:"message"`
+}
+
+// String formats the problem as "line:column: message".
+func (e PolicyError) String() string {
+	if e.Line == 0 {
+		return e.Message
+	}
+	return fmt.Sprintf("%d:%d: %s", e.Line, e.Column, e.Message)
+}
+
+// CheckPolicyResult answers POST /api/v1/policy/check.
+type CheckPolicyResult struct {
+	OK     bool          `json:"ok"`
+	Errors []PolicyError `json:"errors"`
+}
+
+// PolicyVersion is one stored policy version (GET /api/v1/policy/history).
+type PolicyVersion struct {
+	Version int64     `json:"version"`
+	Created time.Time `json:"created"`
+	Bytes   int       `json:"bytes"`
 }

@@ -175,7 +175,7 @@ func TestErrors(t *testing.T) {
 		{"not running", []string{"--state-dir", dead, "users", "list"},
 			"weft-control users list: cannot reach weft-control at " + dead + "/weft-control.sock: is it running? start it with: weft-control --state-dir " + dead + "\n"},
 		{"unknown command", []string{"frobnicate"},
-			"weft-control: unknown command \"frobnicate\": use one of users, keys, nodes, routes, dns, apikeys (see: weft-control --help)\n"},
+			"weft-control: unknown command \"frobnicate\": use one of users, keys, nodes, routes, dns, policy, apikeys (see: weft-control --help)\n"},
 		{"unknown subcommand", []string{"users", "frob"},
 			"weft-control users: unknown command \"frob\": use one of create, list, delete (see: weft-control users --help)\n"},
 		{"missing argument", []string{"users", "create"},

@@ -76,7 +76,7 @@ func root() *command {
 		long: "These commands talk to a running weft-control: through the admin socket in\n" +
 			"its --state-dir (default " + DefaultStateDir + "), or with --server URL and an API key.\n" +
 			"Run the server itself with: weft-control [serve] --state-dir DIR",
-		sub: []*command{usersCmd(), keysCmd(), nodesCmd(), routesCmd(), dnsCmd(), apikeysCmd()},
+		sub: []*command{usersCmd(), keysCmd(), nodesCmd(), routesCmd(), dnsCmd(), policyCmd(), apikeysCmd()},
 	}
 }
 

@@ -137,6 +137,7 @@ func (s *Server) registerWithKey(ctx context.Context, machine key.MachinePublic,
 		MachineKey: machine, NodeKey: req.NodeKey, UserID: k.UserID,
 		Hostname: hostname, Hostinfo: hostinfo, Tags: k.Tags, Expiry: s.newKeyExpiry(),
 		Ephemeral: k.Ephemeral, AuthKey: &k, AdvertisedRoutes: routes,
+		RequestTags: requestTags(req.Hostinfo),
 	})
 	if errors.Is(err, store.ErrConflict) && !k.Reusable {
 		return errResp(authKeyMessage(state.ErrKeyUsed))
@@ -217,6 +218,14 @@ func hostinfoParts(hi *ctrl.Hostinfo) (hostname string, raw []byte, routes []net
 		routes = []netip.Prefix{}
 	}
 	return hi.Hostname, raw, routes
+}
+
+// requestTags returns the tags the client asks for with --advertise-tags.
+func requestTags(hi *ctrl.Hostinfo) []string {
+	if hi == nil {
+		return nil
+	}
+	return hi.RequestTags
 }
 
 func stableID(id int64) ctrl.StableNodeID { return ctrl.StableNodeID(strconv.FormatInt(id, 10)) }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
+	"maps"
 	"runtime"
 	"sync"
 	"time"
@@ -62,7 +64,13 @@ type Batcher struct {
 	keep     *frame   // the keep-alive frame, shared
 	metrics  *metrics
 
-	flushMu sync.Mutex // serialises flushes
+	flushMu sync.Mutex // serialises flushes and session registration
+	// Guarded by flushMu: whether the last flush ran the policy path, so
+	// that sessions track what they were sent (see policy.go).
+	tracking bool
+	seed     maphash.Seed // for filter hashes; immutable
+	// allowAllJS is ctrl.AllowAll() encoded; immutable.
+	allowAllJS []byte
 
 	mu sync.Mutex
 	// guarded by mu:
@@ -133,8 +141,12 @@ func New(cfg Config) (*Batcher, error) {
 		sessions: make(map[int64]*session),
 		genCh:    make(chan struct{}),
 		offline:  make(map[int64]clock.Timer),
+		seed:     maphash.MakeSeed(),
 	}
 	b.keep = newFrame(enc, []byte(`{"KeepAlive":true}`))
+	if b.allowAllJS, err = json.Marshal(ctrl.AllowAll()); err != nil {
+		return nil, fmt.Errorf("encode allow-all filter: %w", err)
+	}
 	return b, nil
 }
 
@@ -163,19 +175,20 @@ func (b *Batcher) Start(st *state.State) {
 }
 
 // flush turns the pending changes into frames and queues them. See the
-// package doc for why the snapshot is taken with the drain.
+// package doc for why the snapshot is taken with the drain. flushMu is
+// held throughout, so no session registers between the drain and the
+// enqueue.
 func (b *Batcher) flush() {
 	b.flushMu.Lock()
 	defer b.flushMu.Unlock()
 	var batch []pendingChange
-	var snap *state.Snapshot
-	live := make(map[int64]bool)
+	var snap, prev *state.Snapshot
+	var live map[int64]*session
 	b.st.SnapshotWith(func(s *state.Snapshot) {
 		b.mu.Lock()
 		batch, b.pending = b.pending, nil
-		for id := range b.sessions {
-			live[id] = true
-		}
+		live = maps.Clone(b.sessions)
+		prev = b.snap
 		if b.timer != nil {
 			b.timer.Stop()
 			b.timer = nil
@@ -184,7 +197,12 @@ func (b *Batcher) flush() {
 		snap = s
 	})
 	now := b.cfg.Clock.Now()
-	d := b.computeDelta(batch, snap, now, live)
+	var d *delta
+	if snap.Policy != nil || b.tracking {
+		d = b.computePolicyDelta(batch, snap, prev, now, live)
+	} else {
+		d = b.computeDelta(batch, snap, now, live)
+	}
 
 	b.mu.Lock()
 	b.snap = snap
@@ -219,35 +237,45 @@ type delta struct {
 	custom map[int64]*frame
 }
 
-// live holds the nodes with a session: only they need frames of their own
-// (a session opened meanwhile starts from this flush's snapshot anyway).
-func (b *Batcher) computeDelta(batch []pendingChange, snap *state.Snapshot, now time.Time, live map[int64]bool) *delta {
-	if len(batch) == 0 {
-		return nil
-	}
+// summary is a batch of changes reduced to what frames carry.
+type summary struct {
+	order      []int64        // nodes in the batch, in first-change order
+	full       map[int64]bool // nodes with a whole-node change
+	changed    []*state.Node  // added or changed nodes, as in the snapshot
+	removed    []int64
+	removedOld []*state.Node // the last version of deleted nodes
+	patches    []*state.Node
+	dns, users bool
+	// affected are the nodes whose filter or peers a policy change touched.
+	affected idSet
+}
+
+func summarize(batch []pendingChange, snap *state.Snapshot) *summary {
 	type agg struct {
 		full, patch bool
 		old         *state.Node
 	}
+	sum := &summary{full: make(map[int64]bool)}
 	nodes := make(map[int64]*agg)
-	var order []int64
-	var dnsChanged, usersChanged bool
 	for _, p := range batch {
 		switch p.c.Kind {
 		case state.DNSChanged:
-			dnsChanged = true
+			sum.dns = true
 			continue
 		case state.UserChanged:
-			usersChanged = true
+			sum.users = true
 			continue
 		case state.PolicyChanged:
+			for _, id := range p.c.Affected {
+				sum.affected.add(id)
+			}
 			continue
 		}
 		a := nodes[p.c.NodeID]
 		if a == nil {
 			a = &agg{old: p.c.Old}
 			nodes[p.c.NodeID] = a
-			order = append(order, p.c.NodeID)
+			sum.order = append(sum.order, p.c.NodeID)
 		}
 		switch p.c.Kind {
 		case state.NodeAdded, state.NodeChanged:
@@ -256,26 +284,38 @@ func (b *Batcher) computeDelta(batch []pendingChange, snap *state.Snapshot, now 
 			a.patch = true
 		}
 	}
-
-	var changed []*state.Node
-	var removed []int64
-	var removedOld []*state.Node
-	var patches []*state.Node
-	for _, id := range order {
+	for _, id := range sum.order {
 		a := nodes[id]
+		if a.full {
+			sum.full[id] = true
+		}
 		cur := snap.Lookup(id)
 		switch {
 		case cur == nil:
-			removed = append(removed, id)
+			sum.removed = append(sum.removed, id)
 			if a.old != nil {
-				removedOld = append(removedOld, a.old)
+				sum.removedOld = append(sum.removedOld, a.old)
 			}
 		case a.full:
-			changed = append(changed, cur)
+			sum.changed = append(sum.changed, cur)
 		case a.patch:
-			patches = append(patches, cur)
+			sum.patches = append(sum.patches, cur)
 		}
 	}
+	return sum
+}
+
+// computeDelta is the allow-all path: one shared frame for every session
+// not in the batch. live holds the nodes with a session: only they need
+// frames of their own (a session opened meanwhile starts from this flush's
+// snapshot anyway).
+func (b *Batcher) computeDelta(batch []pendingChange, snap *state.Snapshot, now time.Time, live map[int64]*session) *delta {
+	if len(batch) == 0 {
+		return nil
+	}
+	sum := summarize(batch, snap)
+	order, changed, removed, patches := sum.order, sum.changed, sum.removed, sum.patches
+	dnsChanged, usersChanged := sum.dns, sum.users
 
 	d := &delta{custom: make(map[int64]*frame)}
 	build := func(self int64) *frame {
@@ -303,7 +343,7 @@ func (b *Batcher) computeDelta(batch []pendingChange, snap *state.Snapshot, now 
 			resp.UserProfiles = b.userProfiles()
 		}
 		if self != 0 {
-			if n := snap.Lookup(self); n != nil && nodes[self].full {
+			if n := snap.Lookup(self); n != nil && sum.full[self] {
 				resp.Node = b.selfNode(n, now)
 				if resp.UserProfiles == nil {
 					resp.UserProfiles = b.userProfiles()
@@ -323,12 +363,18 @@ func (b *Batcher) computeDelta(batch []pendingChange, snap *state.Snapshot, now 
 	}
 	d.shared = build(0)
 	for _, id := range order {
-		if live[id] && snap.Lookup(id) != nil {
+		if live[id] != nil && snap.Lookup(id) != nil {
 			d.custom[id] = build(id)
 		}
 	}
-	// A deleted node's own session learns its key is no longer valid, then
-	// its stream ends: the client falls back to needing a login.
+	b.addDeletedFrames(d, sum.removedOld, now)
+	return d
+}
+
+// addDeletedFrames tells a deleted node's own session that its key is no
+// longer valid, then ends its stream: the client falls back to needing a
+// login.
+func (b *Batcher) addDeletedFrames(d *delta, removedOld []*state.Node, now time.Time) {
 	for _, old := range removedOld {
 		n := b.selfNode(old, now)
 		n.KeyExpiry = now.Add(-time.Second).UTC()
@@ -341,7 +387,6 @@ func (b *Batcher) computeDelta(batch []pendingChange, snap *state.Snapshot, now 
 		f.closeAfter = true
 		d.custom[old.ID] = f
 	}
-	return d
 }
 
 // peerJSONFor returns n's peer encoding, cached per node version.
@@ -387,8 +432,29 @@ func splice(js []byte, field string, items [][]byte) []byte {
 	return append(out, ']', '}')
 }
 
+// mapView is what one node's map holds under the policy: its visible peers
+// and its packet filter.
+type mapView struct {
+	peers    []*state.Node // nil: every other node (allow-all)
+	filterJS []byte        // nil: allow-all
+}
+
+// spliceRaw appends "field":raw to the JSON object js.
+func spliceRaw(js []byte, field string, raw []byte) []byte {
+	out := make([]byte, 0, len(js)+len(field)+len(raw)+4)
+	out = append(out, js[:len(js)-1]...)
+	if len(js) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, '"')
+	out = append(out, field...)
+	out = append(out, '"', ':')
+	out = append(out, raw...)
+	return append(out, '}')
+}
+
 // fullMap builds the first frame of a session from snap.
-func (b *Batcher) fullMap(selfID int64, snap *state.Snapshot, now time.Time) ([]byte, error) {
+func (b *Batcher) fullMap(selfID int64, snap *state.Snapshot, v mapView, now time.Time) ([]byte, error) {
 	self := snap.Lookup(selfID)
 	if self == nil {
 		return nil, fmt.Errorf("node %d: %w", selfID, state.ErrNotFound)
@@ -401,18 +467,31 @@ func (b *Batcher) fullMap(selfID int64, snap *state.Snapshot, now time.Time) ([]
 		DNSConfig:       b.dnsConfig(),
 		Domain:          b.cfg.Domain,
 		CollectServices: &f,
-		PacketFilter:    ctrl.AllowAll(),
 		UserProfiles:    b.userProfiles(),
 		ControlTime:     &nowUTC,
 		Debug:           &ctrl.Debug{DisableLogTail: true},
+	}
+	if v.filterJS == nil {
+		resp.PacketFilter = ctrl.AllowAll()
 	}
 	js, err := json.Marshal(resp)
 	if err != nil {
 		return nil, fmt.Errorf("encode map for node %d: %w", selfID, err)
 	}
-	peers := make([][]byte, 0, len(snap.Nodes))
-	for _, n := range snap.Nodes {
-		if n.ID != selfID {
+	if v.filterJS != nil {
+		js = spliceRaw(js, "PacketFilter", v.filterJS)
+	}
+	var peers [][]byte
+	if v.peers == nil {
+		peers = make([][]byte, 0, len(snap.Nodes))
+		for _, n := range snap.Nodes {
+			if n.ID != selfID {
+				peers = append(peers, b.peerJSONFor(n, now))
+			}
+		}
+	} else {
+		peers = make([][]byte, 0, len(v.peers))
+		for _, n := range v.peers {
 			peers = append(peers, b.peerJSONFor(n, now))
 		}
 	}

@@ -28,6 +28,15 @@ type session struct {
 	endOnce sync.Once
 	done    chan struct{}
 	err     error // set before done is closed
+
+	// Guarded by Batcher.flushMu. While a policy is active the session is
+	// tracked: sent holds the peers its client has and filterSum a hash
+	// of the packet filter it was last sent, so deltas add and remove
+	// exactly what changed for it. Untracked, it has every node and the
+	// allow-all filter.
+	tracked   bool
+	sent      idSet
+	filterSum uint64
 }
 
 func (s *session) end(err error) {
@@ -48,9 +57,12 @@ func (s *session) enqueue(f *frame) {
 }
 
 // register makes sess the node's current session, once the latest flushed
-// snapshot contains the node, and returns that snapshot.
-func (b *Batcher) register(ctx context.Context, sess *session) (*state.Snapshot, error) {
+// snapshot contains the node, and returns that snapshot with what the
+// node's first map holds. It runs under flushMu, so the session's view is
+// fixed before the next flush computes deltas against it.
+func (b *Batcher) register(ctx context.Context, sess *session) (*state.Snapshot, mapView, error) {
 	for {
+		b.flushMu.Lock()
 		b.mu.Lock()
 		if b.snap != nil && b.snap.Lookup(sess.nodeID) != nil {
 			if old := b.sessions[sess.nodeID]; old != nil {
@@ -63,19 +75,22 @@ func (b *Batcher) register(ctx context.Context, sess *session) (*state.Snapshot,
 			}
 			snap := b.snap
 			b.mu.Unlock()
-			return snap, nil
+			v := b.trackLocked(sess, snap)
+			b.flushMu.Unlock()
+			return snap, v, nil
 		}
 		// The node's registration is not flushed yet: flush now.
 		ch := b.genCh
 		b.armLocked(0)
 		b.mu.Unlock()
+		b.flushMu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, mapView{}, ctx.Err()
 		}
 		if _, ok := b.st.Node(sess.nodeID); !ok {
-			return nil, fmt.Errorf("node %d: %w", sess.nodeID, state.ErrNotFound)
+			return nil, mapView{}, fmt.Errorf("node %d: %w", sess.nodeID, state.ErrNotFound)
 		}
 	}
 }
@@ -106,7 +121,7 @@ func (b *Batcher) unregister(sess *session) {
 // fails. flush pushes written bytes to the client (HTTP/2 DATA frames).
 func (b *Batcher) Serve(ctx context.Context, nodeID int64, compress bool, capVer int, w io.Writer, flush func()) error {
 	sess := &session{nodeID: nodeID, compress: compress, q: make(chan *frame, b.cfg.QueueLen), done: make(chan struct{})}
-	snap, err := b.register(ctx, sess)
+	snap, view, err := b.register(ctx, sess)
 	if err != nil {
 		return err
 	}
@@ -117,7 +132,7 @@ func (b *Batcher) Serve(ctx context.Context, nodeID int64, compress bool, capVer
 		return err
 	}
 
-	js, err := b.fullMap(nodeID, snap, b.cfg.Clock.Now())
+	js, err := b.fullMap(nodeID, snap, view, b.cfg.Clock.Now())
 	if err != nil {
 		return err
 	}
@@ -223,7 +238,11 @@ func (b *Batcher) WriteFullMap(ctx context.Context, nodeID int64, compress bool,
 		snap = b.snap
 		b.mu.Unlock()
 	}
-	js, err := b.fullMap(nodeID, snap, b.cfg.Clock.Now())
+	var view mapView
+	if snap != nil && snap.Policy != nil {
+		view, _ = b.viewOf(nodeID, snap, snap.Policy)
+	}
+	js, err := b.fullMap(nodeID, snap, view, b.cfg.Clock.Now())
 	if err != nil {
 		return err
 	}

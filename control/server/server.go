@@ -74,6 +74,11 @@ type Config struct {
 	// EphemeralTimeout is how long an ephemeral node may stay offline
 	// before it is deleted (default 30 min).
 	EphemeralTimeout time.Duration
+	// PolicyFile is a HuJSON policy file that is authoritative for the
+	// tailnet policy: loaded at start, re-read when it changes (polled
+	// every second). Without it the policy lives in the store and is set
+	// with `weft-control policy set`.
+	PolicyFile string
 
 	Logger *slog.Logger
 	Clock  clock.Clock
@@ -96,6 +101,7 @@ type Server struct {
 	handler  http.Handler
 	adminH   http.Handler
 	relay    *relay.Server // nil when DisableDERP
+	polFile  *policyFile   // nil without --policy-file
 
 	closeOnce sync.Once
 }
@@ -166,6 +172,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	// The policy is in force before the batcher's first snapshot, so no
+	// map is ever built without it.
+	if cfg.PolicyFile != "" {
+		s.polFile = &policyFile{path: cfg.PolicyFile, st: st, log: cfg.Logger}
+		err = s.polFile.load(ctx, true)
+	} else {
+		err = st.LoadPolicy(ctx)
+	}
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
 	b.Start(st)
 	s.state, s.batcher = st, b
 	if !cfg.DisableDERP {
@@ -187,7 +205,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	s.api.Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	mux.Handle("/api/v1/", admin.NewHandler(admin.Config{State: st, Store: s.store, Logger: cfg.Logger, RequireAPIKey: true}))
+	mux.Handle("/api/v1/", admin.NewHandler(admin.Config{State: st, Store: s.store, Logger: cfg.Logger, RequireAPIKey: true, PolicyFile: cfg.PolicyFile}))
 	mux.HandleFunc("GET /{$}", s.handleRoot)
 	if s.relay != nil {
 		mountRelay(mux, s.relay)
@@ -196,7 +214,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// The local admin socket also serves Go's profiler and the metrics:
 	// only someone who can open the 0600 socket in the state dir reaches it.
 	amux := http.NewServeMux()
-	amux.Handle("/api/v1/", admin.NewHandler(admin.Config{State: st, Store: s.store, Logger: cfg.Logger}))
+	amux.Handle("/api/v1/", admin.NewHandler(admin.Config{State: st, Store: s.store, Logger: cfg.Logger, PolicyFile: cfg.PolicyFile}))
 	amux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	amux.HandleFunc("/debug/pprof/", pprof.Index)
 	amux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -393,6 +411,9 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- pub.Serve(ln) }()
 	go func() { errc <- adm.Serve(aln) }()
 	go s.collectEphemeral(ctx)
+	if s.polFile != nil {
+		go s.polFile.run(ctx, time.Second)
+	}
 	s.log.Info("weft-control serving", "listen", ln.Addr().String(), "url", s.cfg.ServerURL, "admin", sock, "tls", tlsConf != nil)
 
 	select {

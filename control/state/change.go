@@ -12,7 +12,7 @@ const (
 	NodeOnline                          // online state changed
 	NodeRemoved                         // the node was deleted
 	DNSChanged                          // DNS config (records, domain) changed
-	PolicyChanged                       // the packet filter or visibility may have changed
+	PolicyChanged                       // the packet filters or peer sets of Affected nodes changed
 	UserChanged                         // a user profile changed
 )
 
@@ -45,4 +45,7 @@ type Change struct {
 	// Node is the node after the change (nil for NodeRemoved and
 	// tailnet-wide kinds); Old is the node before it (nil for NodeAdded).
 	Node, Old *Node
+	// Affected lists, for PolicyChanged, the nodes whose packet filter or
+	// set of visible peers changed, sorted.
+	Affected []int64
 }

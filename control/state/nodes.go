@@ -28,6 +28,10 @@ type RegisterParams struct {
 	AuthKey *store.PreAuthKey
 	// AdvertisedRoutes are the routes from Hostinfo.RoutableIPs.
 	AdvertisedRoutes []netip.Prefix
+	// RequestTags are the tags the client asks for (--advertise-tags,
+	// Hostinfo.RequestTags). With Tags, they must be granted to the user
+	// by the policy's tagOwners.
+	RequestTags []string
 }
 
 // Register creates a node, or — when this machine already has a node of the
@@ -42,6 +46,11 @@ func (s *State) Register(ctx context.Context, p RegisterParams) (*Node, error) {
 	if _, ok := s.users[p.UserID]; !ok {
 		return nil, fmt.Errorf("user %d: %w", p.UserID, ErrNotFound)
 	}
+	tags, err := s.nodeTagsLocked(p)
+	if err != nil {
+		return nil, fmt.Errorf("register %s: %w", p.NodeKey.ShortString(), err)
+	}
+	p.Tags = tags
 	useKey := int64(0)
 	if p.AuthKey != nil && !p.AuthKey.Reusable {
 		useKey = p.AuthKey.ID
@@ -57,6 +66,7 @@ func (s *State) Register(ctx context.Context, p RegisterParams) (*Node, error) {
 		}
 		if p.AdvertisedRoutes != nil {
 			n.AdvertisedRoutes = p.AdvertisedRoutes
+			s.autoApproveLocked(n)
 		}
 		if err := s.cfg.Store.UpdateNode(ctx, &n.Node, useKey); err != nil {
 			return nil, fmt.Errorf("re-register node %d: %w", n.ID, err)
@@ -89,6 +99,7 @@ func (s *State) Register(ctx context.Context, p RegisterParams) (*Node, error) {
 	if p.AuthKey != nil {
 		n.AuthKeyID = p.AuthKey.ID
 	}
+	s.autoApproveLocked(n)
 	if err := s.cfg.Store.CreateNode(ctx, &n.Node, useKey); err != nil {
 		s.ipam.Release(v4)
 		s.ipam.Release(v6)
@@ -323,6 +334,7 @@ func (s *State) ApplyMapUpdate(ctx context.Context, id int64, u MapUpdate) (*Nod
 		if u.Hostinfo != nil {
 			n.Hostinfo = u.Hostinfo
 			n.AdvertisedRoutes = slices.Clone(u.AdvertisedRoutes)
+			s.autoApproveLocked(n)
 		}
 		if u.Hostname != "" {
 			n.Hostname = u.Hostname

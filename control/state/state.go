@@ -14,6 +14,7 @@ import (
 	"weft.dev/weft/control/ipam"
 	"weft.dev/weft/control/store"
 	"weft.dev/weft/internal/clock"
+	"weft.dev/weft/policy"
 	"weft.dev/weft/wire/key"
 )
 
@@ -38,6 +39,9 @@ type State struct {
 	cfg Config
 	log *slog.Logger
 
+	// policyMu serialises policy replacements, which compile outside mu.
+	policyMu sync.Mutex
+
 	mu sync.Mutex
 	// guarded by mu:
 	nodes      map[int64]*Node
@@ -49,11 +53,18 @@ type State struct {
 	records    []store.DNSRecord
 	snap       *Snapshot // nil when stale
 	logins     map[string]*pendingLogin
+	pol        activePolicy
+	nodeGen    uint64 // counts node adds, changes and removals
 }
 
 // Snapshot is an immutable, ID-sorted view of every node.
 type Snapshot struct {
 	Nodes []*Node
+	// Policy is the compiled policy in force when the snapshot was taken,
+	// nil while every node may reach every other. It is kept up to date
+	// in place, so it may reflect changes newer than Nodes; those changes
+	// are always followed by their PolicyChanged.
+	Policy *policy.Compiled
 }
 
 // Lookup finds a node by ID in the snapshot.
@@ -171,7 +182,7 @@ func (s *State) snapshotLocked() *Snapshot {
 			nodes = append(nodes, n)
 		}
 		slices.SortFunc(nodes, func(a, b *Node) int { return cmpInt(a.ID, b.ID) })
-		s.snap = &Snapshot{Nodes: nodes}
+		s.snap = &Snapshot{Nodes: nodes, Policy: s.pol.compiled}
 	}
 	return s.snap
 }
@@ -256,8 +267,12 @@ func (s *State) Prefixes() (v4, v6 netip.Prefix) {
 	return s.ipam.Prefix4(), s.ipam.Prefix6()
 }
 
-// emitLocked hands changes to the subscriber in commit order.
+// emitLocked hands changes to the subscriber in commit order, followed by
+// the PolicyChanged they cause.
 func (s *State) emitLocked(cs ...Change) {
+	if extra := s.syncPolicyLocked(cs); len(extra) > 0 {
+		cs = append(cs, extra...)
+	}
 	s.cfg.OnChange(cs)
 }
 
