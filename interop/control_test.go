@@ -146,7 +146,7 @@ func upAll(t *testing.T, url, key string, ds ...*Tailscaled) {
 // keys with clear messages; and kill -9 of the server with clients coming
 // back on their own.
 func TestControlOfficialClients(t *testing.T) {
-	lab := NewLab(t, LabConfig{Nodes: 3})
+	lab := NewLab(t, LabConfig{Nodes: 4})
 	ctl := startWeftControl(t, lab, "--disable-derp", "--derp-map", lab.DERP.MapFile)
 	ctl.mustAdmin("users", "create", "alice")
 	key := ctl.mustAdmin("keys", "create", "--user", "alice", "--reusable", "--expiry", "1h")
@@ -270,12 +270,17 @@ func TestControlOfficialClients(t *testing.T) {
 		t.Fatalf("up with a fresh single-use key: %v", err)
 	}
 	c.WaitRunning(20 * time.Second)
-	for _, tc := range []struct{ key, want string }{
-		{single, "already used"},
-		{"weft-auth-000000000000-" + strings.Repeat("0", 48), "invalid auth key"},
+	// Each refused key on a daemon of its own: a daemon may show its
+	// previous login error again for a later attempt (seen with 1.102.5).
+	for _, tc := range []struct {
+		d         *Tailscaled
+		key, want string
+	}{
+		{b, single, "already used"},
+		{lab.Nodes[3], "weft-auth-000000000000-" + strings.Repeat("0", 48), "invalid auth key"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		out, err := b.TailscaleContext(ctx, "up", "--login-server="+ctl.URL, "--accept-dns=false", "--hostname="+b.Node.Name, "--timeout=30s", "--force-reauth", "--auth-key="+tc.key)
+		out, err := tc.d.TailscaleContext(ctx, "up", "--login-server="+ctl.URL, "--accept-dns=false", "--hostname="+tc.d.Node.Name, "--timeout=30s", "--force-reauth", "--auth-key="+tc.key)
 		cancel()
 		if err == nil || !strings.Contains(out+err.Error(), tc.want) {
 			t.Errorf("up with key %q: err %v, output does not say %q:\n%s", tc.key, err, tc.want, out)
