@@ -61,6 +61,7 @@ type Batcher struct {
 	st       *state.State
 	enc      *zstd.Encoder
 	peerJSON sync.Map // node ID → *cachedJSON
+	bufs     bufPool  // full-map buffers, recycled after each write
 	keep     *frame   // the keep-alive frame, shared
 	metrics  *metrics
 
@@ -408,6 +409,11 @@ func (b *Batcher) peerJSONFor(n *state.Node, now time.Time) []byte {
 // splice appends "field":[items...] to the JSON object js. Appending keeps
 // the small fields (Node first) at the front of the frame.
 func splice(js []byte, field string, items [][]byte) []byte {
+	return spliceAlloc(js, field, items, func(n int) []byte { return make([]byte, 0, n) })
+}
+
+// spliceAlloc is splice with the output buffer from alloc.
+func spliceAlloc(js []byte, field string, items [][]byte, alloc func(int) []byte) []byte {
 	if len(items) == 0 {
 		return js
 	}
@@ -415,7 +421,7 @@ func splice(js []byte, field string, items [][]byte) []byte {
 	for _, it := range items {
 		size += len(it) + 1
 	}
-	out := make([]byte, 0, size)
+	out := alloc(size)
 	out = append(out, js[:len(js)-1]...) // without the closing '}'
 	if len(js) > 2 {
 		out = append(out, ',')
@@ -495,5 +501,5 @@ func (b *Batcher) fullMap(selfID int64, snap *state.Snapshot, v mapView, now tim
 			peers = append(peers, b.peerJSONFor(n, now))
 		}
 	}
-	return splice(js, "Peers", peers), nil
+	return spliceAlloc(js, "Peers", peers, b.bufs.get), nil
 }
