@@ -100,7 +100,7 @@ func (bp *bufPool) put(b []byte) {
 func (f *frame) wire(compress bool) []byte {
 	if compress {
 		f.zOnce.Do(func() {
-			f.z = f.enc.EncodeAll(f.json, f.alloc(4+len(f.json)/4+64)[:4])
+			f.z = f.enc.EncodeAll(f.json, f.alloc(4 + len(f.json)/4 + 64)[:4])
 			binary.LittleEndian.PutUint32(f.z, uint32(len(f.z)-4))
 		})
 		return f.z
