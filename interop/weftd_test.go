@@ -274,6 +274,13 @@ func TestWeftdOfficialPeer(t *testing.T) {
 // both switch-over times.
 func failover(t *testing.T, a, b peer) (toDERP, toDirect time.Duration) {
 	t.Helper()
+	return failoverVia(t, a, b, "weft")
+}
+
+// failoverVia is failover with the relay's region code as the CLI ping
+// shows it ("via DERP(<code>)").
+func failoverVia(t *testing.T, a, b peer, regionCode string) (toDERP, toDirect time.Duration) {
+	t.Helper()
 	bIP := b.ipv4(t)
 	start := time.Now()
 	a.node.BlockUDP(b.node.Addr)
@@ -292,8 +299,8 @@ func failover(t *testing.T, a, b peer) (toDERP, toDirect time.Duration) {
 	})
 	toDERP = time.Since(start)
 	out, err := a.cli("ping", "-c", "3", "--until-direct=false", bIP.String())
-	if err != nil || !strings.Contains(out, "via DERP(weft)") {
-		t.Fatalf("%s ping with UDP blocked did not go via DERP(weft): %v\n%s", a.name, err, out)
+	if via := "via DERP(" + regionCode + ")"; err != nil || !strings.Contains(out, via) {
+		t.Fatalf("%s ping with UDP blocked did not go %s: %v\n%s", a.name, via, err, out)
 	}
 	if _, err := httpFetch(a.node, "http://"+net.JoinHostPort(bIP.String(), "8000")+"/"); err != nil {
 		t.Fatalf("HTTP over DERP: %v", err)

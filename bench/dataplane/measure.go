@@ -64,16 +64,22 @@ func (s side) ipv4() (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("no tailnet IPv4 yet (state %s)", st.BackendState)
 }
 
-// curAddr is side a's CurAddr for its only peer.
-func (s side) curAddr() (string, error) {
+// curAddr is s's CurAddr for the peer with tailnet address peer. The
+// lab's control also lists the pairs measured before (offline), so the
+// peer must be picked by address, not as "the only one".
+func (s side) curAddr(peer netip.Addr) (string, error) {
 	st, err := s.status()
 	if err != nil {
 		return "", err
 	}
 	for _, p := range st.Peer {
-		return p.CurAddr, nil
+		for _, a := range p.TailscaleIPs {
+			if a == peer {
+				return p.CurAddr, nil
+			}
+		}
 	}
-	return "", errors.New("no peer")
+	return "", fmt.Errorf("no peer with address %v", peer)
 }
 
 func (p *pair) measure(o options, profile string) (*results, error) {
@@ -93,7 +99,7 @@ func (p *pair) measure(o options, profile string) (*results, error) {
 	r.upToPong = time.Since(start)
 	if err := nettest.Poll(60*time.Second, func() error {
 		a.node.Ping(bIP)
-		ca, err := a.curAddr()
+		ca, err := a.curAddr(bIP)
 		if err == nil && ca == "" {
 			err = errors.New("not direct yet")
 		}
@@ -145,7 +151,7 @@ func (p *pair) measure(o options, profile string) (*results, error) {
 	a.node.BlockUDP(b.node.Addr)
 	b.node.BlockUDP(a.node.Addr)
 	if err := nettest.Poll(60*time.Second, func() error {
-		if ca, err := a.curAddr(); err != nil || ca != "" {
+		if ca, err := a.curAddr(bIP); err != nil || ca != "" {
 			return fmt.Errorf("still direct %q %v", ca, err)
 		}
 		return a.node.Ping(bIP)
@@ -158,7 +164,7 @@ func (p *pair) measure(o options, profile string) (*results, error) {
 	b.node.UnblockUDP(a.node.Addr)
 	if err := nettest.Poll(60*time.Second, func() error {
 		a.node.Ping(bIP)
-		if ca, err := a.curAddr(); err != nil || ca == "" {
+		if ca, err := a.curAddr(bIP); err != nil || ca == "" {
 			return fmt.Errorf("not direct %v", err)
 		}
 		return nil

@@ -209,6 +209,7 @@ func (b *bind) receiveUDP(pc PacketConn, v6 bool, closed chan struct{}) conn.Rec
 			wg := 0
 			var lastSrc netip.AddrPort
 			var lastEp *endpoint
+			var now time.Time
 			for i := range n {
 				pkt := packets[i][:sizes[i]]
 				switch classify(pkt) {
@@ -216,6 +217,12 @@ func (b *bind) receiveUDP(pc PacketConn, v6 bool, closed chan struct{}) conn.Rec
 					src := srcs[i]
 					if src != lastSrc || lastEp == nil {
 						lastSrc, lastEp = src, c.peerByAddr(src)
+						if lastEp != nil {
+							if now.IsZero() {
+								now = c.clock.Now()
+							}
+							lastEp.noteHeard(now)
+						}
 					}
 					if lastEp != nil {
 						eps[i] = lastEp

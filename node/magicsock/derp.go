@@ -287,10 +287,15 @@ func (dc *derpConn) handlePacket(src key.NodePublic, pkt []byte) {
 	}
 	c.mu.Lock()
 	ep := c.peers[src]
+	var probe []discoSend
 	if ep != nil {
 		ep.recvRegion = dc.region
+		probe = ep.noteDERPRecvLocked(c.clock.Now())
 	}
 	c.mu.Unlock()
+	if len(probe) > 0 {
+		c.sendDisco(probe)
+	}
 	if ep == nil {
 		c.stats.recvDERPUnknown.Add(1) // WireGuard from a key not in the netmap
 		return

@@ -82,10 +82,11 @@ func (c *Conn) pingTimeout(tx disco.TxID) {
 		return
 	}
 	delete(c.sentPings, tx)
-	ep := sp.ep
-	if sp.to.udp.IsValid() && ep.best.addr == sp.to.udp && c.clock.Now().After(ep.trustUntil) {
-		c.log.Debug("magicsock: direct path timed out", "peer", ep.nodeKey.ShortString(), "addr", sp.to.udp)
-		ep.best = addrQuality{}
+	// Like upstream (discoPingTimeout), a lost Ping does not clear bestAddr:
+	// the path stays the one re-pinged while untrusted, and any other
+	// candidate that answers replaces it (handlePong).
+	if sp.to.udp.IsValid() && sp.ep.best.addr == sp.to.udp {
+		c.log.Debug("magicsock: direct path ping timed out", "peer", sp.ep.nodeKey.ShortString(), "addr", sp.to.udp)
 	}
 }
 
@@ -203,15 +204,24 @@ func (c *Conn) handlePing(m *disco.Ping, sender key.DiscoPublic, sk disco.Shared
 		cd.lastRxTx = m.TxID
 		cd.lastGotPing = now
 	}
+	out := []discoSend{reply}
+	out[0].to = path{udp: src}
 	if owner != nil {
 		c.byAddr[src] = owner
+		owner.noteHeard(now)
+		// The peer reaches us from src. If we have no trusted path, ping
+		// it back now rather than at the next discovery round: the
+		// peer's Ping just opened its NAT for us (weft; upstream waits).
+		if !dup && !owner.trustedLocked(now) && now.Sub(owner.candidates[src].lastPing) >= livenessTick {
+			owner.candidates[src].lastPing = now
+			out = append(out, c.newPingLocked(owner, path{udp: src}, pingDiscovery, nil))
+		}
 	}
 	c.mu.Unlock()
 	if dup {
 		return
 	}
-	reply.to = path{udp: src}
-	c.sendDisco([]discoSend{reply})
+	c.sendDisco(out)
 }
 
 func (c *Conn) handlePong(m *disco.Pong, sender key.DiscoPublic, src netip.AddrPort, viaDERP bool) {
@@ -246,6 +256,7 @@ func (c *Conn) handlePong(m *disco.Pong, sender key.DiscoPublic, src netip.AddrP
 			c.kickReachLocked()
 		}
 		ep.lastPongAt = now
+		ep.noteHeard(now)
 	} else {
 		res.DERPRegion = sp.to.region
 	}
@@ -357,7 +368,7 @@ func (c *Conn) PeerPath(peer key.NodePublic) (direct netip.AddrPort, region int,
 	}
 	now := c.clock.Now()
 	active = now.Sub(ep.lastSend) < sessionActiveTimeout
-	if ep.best.addr.IsValid() && now.Before(ep.trustUntil) {
+	if ep.trustedLocked(now) {
 		return ep.best.addr, 0, active
 	}
 	region = ep.homeRegion

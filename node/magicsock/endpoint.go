@@ -3,6 +3,7 @@ package magicsock
 import (
 	"encoding/hex"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"weft.dev/weft/internal/clock"
@@ -20,6 +21,27 @@ const (
 	upgradeUDPDirectInterval = time.Minute
 	goodEnoughLatency        = 5 * time.Millisecond
 	endpointsFreshEnough     = 27 * time.Second
+
+	// weft's liveness checks, faster than upstream's trust window alone
+	// (which takes 3.5–6.5 s to notice a dead path). The heartbeat timer
+	// ticks every livenessTick; a trusted path from which nothing has been
+	// heard for silenceProbeAfter gets a probe Ping, and while that Ping is
+	// unanswered packets also go over DERP (as upstream does whenever the
+	// path is unconfirmed). Unanswered after probeGrace, the path loses its
+	// trust. An untrusted best path is re-pinged every tick while the
+	// session is active, so a path that comes back is used again within
+	// about a second. Peers see only extra Pings, which they answer.
+	livenessTick      = time.Second
+	silenceProbeAfter = 900 * time.Millisecond
+	minProbeGrace     = 500 * time.Millisecond
+	maxProbeGrace     = 2 * time.Second
+	// derpHintSilence: WireGuard from the peer over DERP while we trust a
+	// direct path that has been this quiet means the peer no longer hears
+	// us directly: probe at once.
+	derpHintSilence = 250 * time.Millisecond
+	// untrustedRepingInterval spaces the Pings to an untrusted best path
+	// that sending traffic triggers.
+	untrustedRepingInterval = 500 * time.Millisecond
 )
 
 // endpoint is one peer, as wireguard-go sees it: a fixed conn.Endpoint
@@ -43,6 +65,14 @@ type endpoint struct {
 	heartbeat    clock.Timer
 	recvRegion   int // reverse route: region we last heard the peer on
 	lastPongAt   time.Time
+	probeAt      time.Time // outstanding silence probe to best; zero: none
+	lastBestPing time.Time // last Ping to best (any purpose but discovery)
+	ticks        int       // heartbeat ticks since the session started
+
+	// lastHeard is when anything (WireGuard or disco) last arrived from
+	// the peer over UDP, in clock unix nanos. Atomic: the receive path
+	// stores it once per batch without taking Conn.mu.
+	lastHeard atomic.Int64
 }
 
 // candidate is one UDP address the peer may be reachable at.
@@ -145,8 +175,12 @@ type path struct {
 func (ep *endpoint) addrForSendLocked(now time.Time) (path, []discoSend) {
 	ep.lastSend = now
 	ep.startHeartbeatLocked()
-	if ep.best.addr.IsValid() && now.Before(ep.trustUntil) {
-		return path{udp: ep.best.addr}, nil
+	if ep.trustedLocked(now) {
+		if ep.probeAt.IsZero() {
+			return path{udp: ep.best.addr}, nil
+		}
+		// Confirming the path: DERP too, meanwhile.
+		return path{udp: ep.best.addr, region: ep.homeRegion}, nil
 	}
 	p := path{udp: ep.best.addr, region: ep.homeRegion}
 	if p.region == 0 && !p.udp.IsValid() {
@@ -155,8 +189,20 @@ func (ep *endpoint) addrForSendLocked(now time.Time) (path, []discoSend) {
 	var out []discoSend
 	if !ep.wgOnly && !ep.discoKey.IsZero() {
 		out = ep.discoverLocked(now, false)
+		if p.udp.IsValid() && now.Sub(ep.lastBestPing) >= untrustedRepingInterval {
+			// Traffic to a path that went quiet: ask it now, so a path
+			// that came back is trusted again within a round trip.
+			out = append(out, ep.pingBestLocked(now))
+		}
 	}
 	return p, out
+}
+
+// pingBestLocked pings the best path (heartbeat, silence probe or re-check
+// of an untrusted path).
+func (ep *endpoint) pingBestLocked(now time.Time) discoSend {
+	ep.lastBestPing = now
+	return ep.c.newPingLocked(ep, path{udp: ep.best.addr}, pingHeartbeat, nil)
 }
 
 // discoverLocked pings every candidate not pinged in the last 5 s (all of
@@ -188,11 +234,69 @@ func (ep *endpoint) discoverLocked(now time.Time, force bool) []discoSend {
 
 func (ep *endpoint) startHeartbeatLocked() {
 	if ep.heartbeat == nil && !ep.c.closed {
-		ep.heartbeat = ep.c.clock.AfterFunc(heartbeatInterval, ep.heartbeatTick)
+		ep.ticks = 0
+		ep.heartbeat = ep.c.clock.AfterFunc(livenessTick, ep.heartbeatTick)
 	}
 }
 
-// heartbeatTick runs every 3 s while the session is active (§4.6).
+// noteHeard records that something arrived from the peer over UDP.
+func (ep *endpoint) noteHeard(now time.Time) { ep.lastHeard.Store(now.UnixNano()) }
+
+// heardSince reports whether anything arrived over UDP at or after t.
+func (ep *endpoint) heardSince(t time.Time) bool { return ep.lastHeard.Load() >= t.UnixNano() }
+
+// probeGrace is how long a silence probe may go unanswered.
+func (ep *endpoint) probeGrace() time.Duration {
+	return min(max(minProbeGrace, 4*ep.best.latency), maxProbeGrace)
+}
+
+// trustedLocked reports whether best is a trusted direct path, first
+// settling an outstanding silence probe: answered (anything heard since
+// it went out) clears it; unanswered past its grace ends the trust.
+func (ep *endpoint) trustedLocked(now time.Time) bool {
+	if !ep.best.addr.IsValid() || !now.Before(ep.trustUntil) {
+		ep.probeAt = time.Time{}
+		return false
+	}
+	if ep.probeAt.IsZero() {
+		return true
+	}
+	if ep.heardSince(ep.probeAt) {
+		ep.probeAt = time.Time{}
+		return true
+	}
+	if now.Sub(ep.probeAt) >= ep.probeGrace() {
+		ep.c.log.Debug("magicsock: direct path silent", "peer", ep.nodeKey.ShortString(), "addr", ep.best.addr, "probe", now.Sub(ep.probeAt))
+		ep.trustUntil = ep.probeAt
+		ep.probeAt = time.Time{}
+		ep.c.kickReachLocked()
+		return false
+	}
+	return true
+}
+
+// probeLocked pings the trusted best path to check it is still alive
+// (nothing heard from the peer lately).
+func (ep *endpoint) probeLocked(now time.Time) discoSend {
+	ep.probeAt = now
+	return ep.pingBestLocked(now)
+}
+
+// noteDERPRecvLocked is told about WireGuard from the peer over DERP: if
+// we trust a direct path the peer seems to have given up on, check it now.
+func (ep *endpoint) noteDERPRecvLocked(now time.Time) []discoSend {
+	if ep.discoKey.IsZero() || ep.wgOnly || !ep.trustedLocked(now) || !ep.probeAt.IsZero() {
+		return nil
+	}
+	if ep.heardSince(now.Add(-derpHintSilence)) {
+		return nil
+	}
+	return []discoSend{ep.probeLocked(now)}
+}
+
+// heartbeatTick runs every second while the session is active: liveness
+// probes of a quiet or untrusted best path each tick, and upstream's
+// heartbeat (Ping best, discovery when not trusted) every third (§4.6).
 func (ep *endpoint) heartbeatTick() {
 	c := ep.c
 	c.mu.Lock()
@@ -217,14 +321,23 @@ func (ep *endpoint) heartbeatTick() {
 		c.mu.Unlock()
 		return
 	}
-	if ep.best.addr.IsValid() {
-		out = append(out, c.newPingLocked(ep, path{udp: ep.best.addr}, pingHeartbeat, nil))
+	ep.ticks++
+	full := ep.ticks%int(heartbeatInterval/livenessTick) == 0
+	trusted := ep.trustedLocked(now)
+	switch {
+	case !ep.best.addr.IsValid():
+	case trusted && ep.probeAt.IsZero() && !ep.heardSince(now.Add(-silenceProbeAfter)):
+		out = append(out, ep.probeLocked(now))
+	case !trusted || (full && ep.probeAt.IsZero()):
+		// The regular heartbeat, or re-checking a path that went quiet
+		// (upstream keeps bestAddr and pings it every 3 s).
+		out = append(out, ep.pingBestLocked(now))
 	}
-	if !ep.best.addr.IsValid() || now.After(ep.trustUntil) ||
-		(ep.best.latency > goodEnoughLatency && now.Sub(ep.lastFullPing) >= upgradeUDPDirectInterval) {
+	if full && (!trusted ||
+		(ep.best.latency > goodEnoughLatency && now.Sub(ep.lastFullPing) >= upgradeUDPDirectInterval)) {
 		out = append(out, ep.discoverLocked(now, false)...)
 	}
-	ep.heartbeat = c.clock.AfterFunc(heartbeatInterval, ep.heartbeatTick)
+	ep.heartbeat = c.clock.AfterFunc(livenessTick, ep.heartbeatTick)
 	c.mu.Unlock()
 	c.sendDisco(out)
 }

@@ -110,7 +110,11 @@ type osConn struct {
 	local netip.AddrPort
 	gso   atomic.Bool // UDP_SEGMENT still worth trying
 
-	rmsgs []ipv4.Message // reader-owned (ipv6.Message is the same type)
+	// reader-owned (ipv6.Message is the same type):
+	rmsgs    []ipv4.Message
+	roob     []byte
+	groTried bool // UDP_GRO was tried (once buffers big enough came by)
+	gro      bool // UDP_GRO is on: reads may be coalesced
 }
 
 func (c *osConn) LocalAddrPort() netip.AddrPort     { return c.local }
@@ -132,30 +136,97 @@ func (c *osConn) ReadBatch(bufs [][]byte, sizes []int, srcs []netip.AddrPort) (i
 			c.rmsgs[i].Buffers = make([][]byte, 1)
 		}
 	}
+	if !c.groTried && groAvailable && len(bufs) > 1 && len(bufs[len(bufs)-1]) >= maxGROBytes {
+		// Only with buffers that hold a whole coalesced read: the kernel
+		// truncates anything longer.
+		c.groTried = true
+		c.gro = enableGRO(c.uc)
+	}
+	if c.gro {
+		return c.readGRO(bufs, sizes, srcs)
+	}
 	msgs := c.rmsgs[:len(bufs)]
 	for i := range msgs {
 		msgs[i].Buffers[0] = bufs[i]
 	}
-	var n int
-	var err error
-	if c.v6 {
-		n, err = c.p6.ReadBatch(msgs, 0)
-	} else {
-		n, err = c.p4.ReadBatch(msgs, 0)
-	}
+	n, err := c.readMsgs(msgs)
 	if err != nil {
 		return 0, err
 	}
 	for i := range n {
 		sizes[i] = msgs[i].N
-		if ua, ok := msgs[i].Addr.(*net.UDPAddr); ok {
-			ap := ua.AddrPort()
-			srcs[i] = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		} else {
-			srcs[i] = netip.AddrPort{}
-		}
+		srcs[i] = msgSource(&msgs[i])
 	}
 	return n, nil
+}
+
+func (c *osConn) readMsgs(msgs []ipv4.Message) (int, error) {
+	if c.v6 {
+		return c.p6.ReadBatch(msgs, 0)
+	}
+	return c.p4.ReadBatch(msgs, 0)
+}
+
+func msgSource(m *ipv4.Message) netip.AddrPort {
+	ua, ok := m.Addr.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// UDP GRO limits: a coalesced read is at most 64 datagrams (the kernel's
+// UDP_GRO_CNT_MAX) of at most 64 KiB in all.
+const (
+	maxGROSegments = 64
+	maxGROBytes    = 65535
+)
+
+// readGRO reads coalesced runs into the last buffers of bufs and cuts them
+// back into datagrams at the front (as wireguard-go's StdNetBind does): a
+// handful of reads of up to 64 datagrams each instead of one per datagram.
+// The copy moves each datagram once; the kernel no longer segments.
+func (c *osConn) readGRO(bufs [][]byte, sizes []int, srcs []netip.AddrPort) (int, error) {
+	k := max(1, len(bufs)/maxGROSegments)
+	readAt := len(bufs) - k
+	space := groControlSpace()
+	if len(c.roob) < k*space {
+		c.roob = make([]byte, k*space)
+	}
+	msgs := c.rmsgs[:k]
+	for i := range msgs {
+		msgs[i].Buffers[0] = bufs[readAt+i]
+		msgs[i].OOB = c.roob[i*space : (i+1)*space]
+	}
+	n, err := c.readMsgs(msgs)
+	if err != nil {
+		return 0, err
+	}
+	out := 0
+	for i := range n {
+		m := &msgs[i]
+		src := msgSource(m)
+		data := bufs[readAt+i][:m.N]
+		seg := groSize(m.OOB[:m.NN])
+		if seg <= 0 || seg >= len(data) {
+			seg = max(len(data), 1)
+		}
+		for start := 0; start < len(data); start += seg {
+			if out > readAt+i {
+				break // more datagrams than buffers in front: drop the rest
+			}
+			end := min(start+seg, len(data))
+			sizes[out] = copy(bufs[out], data[start:end])
+			srcs[out] = src
+			out++
+		}
+		if len(data) == 0 && out <= readAt+i {
+			sizes[out], srcs[out] = 0, src // an empty datagram stays one
+			out++
+		}
+	}
+	return out, nil
 }
 
 func (c *osConn) WriteBatch(bufs [][]byte, dst netip.AddrPort) error {

@@ -56,11 +56,17 @@ func (f *filter) set(local []netip.Prefix, rules []rule) {
 func (f *filter) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := f.Device.Read(bufs, sizes, offset)
 	var now time.Time
+	var last flowKey
 	for i := range n {
-		p, ok := parsePacket(bufs[i][offset : offset+sizes[i]])
-		if !ok || p.proto != ctrl.ProtoUDP {
+		b := bufs[i][offset : offset+sizes[i]]
+		if ipProto(b) != ctrl.ProtoUDP {
+			continue // the common case (TCP) costs two byte loads
+		}
+		p, ok := parsePacket(b)
+		if !ok || (!now.IsZero() && last == flowKey{p.src, p.dst}) {
 			continue
 		}
+		last = flowKey{p.src, p.dst}
 		if now.IsZero() {
 			now = time.Now()
 			f.mu.Lock()
@@ -109,7 +115,42 @@ func (f *filter) Write(bufs [][]byte, offset int) (int, error) {
 	return len(bufs), nil
 }
 
+// ipProto is the IP protocol of an unfragmented-looking packet, or -1.
+func ipProto(b []byte) int {
+	switch {
+	case len(b) >= 20 && b[0]>>4 == 4:
+		return int(b[9])
+	case len(b) >= 40 && b[0]>>4 == 6:
+		return int(b[6])
+	}
+	return -1
+}
+
+// establishedTCP reports whether pkt is a TCP segment of an existing
+// connection (no SYN, or SYN+ACK), read straight from the headers: the
+// bulk of tunnel traffic, allowed without building a packet.
+func establishedTCP(b []byte) bool {
+	var l4 []byte
+	switch {
+	case len(b) >= 20 && b[0]>>4 == 4 && b[9] == ctrl.ProtoTCP:
+		ihl := int(b[0]&0x0f) * 4
+		if ihl < 20 || len(b) < ihl {
+			return false
+		}
+		l4 = b[ihl:]
+	case len(b) >= 40 && b[0]>>4 == 6 && b[6] == ctrl.ProtoTCP:
+		l4 = b[40:]
+	}
+	if len(l4) < 14 {
+		return false
+	}
+	return l4[13]&0x02 == 0 || l4[13]&0x10 != 0
+}
+
 func (f *filter) allow(st *filterState, pkt []byte) bool {
+	if establishedTCP(pkt) {
+		return true
+	}
 	p, ok := parsePacket(pkt)
 	if !ok {
 		return false
