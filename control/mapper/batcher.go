@@ -62,6 +62,7 @@ type Batcher struct {
 	enc      *zstd.Encoder
 	peerJSON sync.Map // node ID → *cachedJSON
 	bufs     bufPool  // full-map buffers, recycled after each write
+	blocks   blockCache
 	keep     *frame   // the keep-alive frame, shared
 	metrics  *metrics
 
@@ -461,6 +462,29 @@ func spliceRaw(js []byte, field string, raw []byte) []byte {
 
 // fullMap builds the first frame of a session from snap.
 func (b *Batcher) fullMap(selfID int64, snap *state.Snapshot, v mapView, now time.Time) ([]byte, error) {
+	js, err := b.fullMapHead(selfID, snap, v, now)
+	if err != nil {
+		return nil, err
+	}
+	var peers [][]byte
+	if v.peers == nil {
+		peers = make([][]byte, 0, len(snap.Nodes))
+		for _, n := range snap.Nodes {
+			if n.ID != selfID {
+				peers = append(peers, b.peerJSONFor(n, now))
+			}
+		}
+	} else {
+		peers = make([][]byte, 0, len(v.peers))
+		for _, n := range v.peers {
+			peers = append(peers, b.peerJSONFor(n, now))
+		}
+	}
+	return spliceAlloc(js, "Peers", peers, b.bufs.get), nil
+}
+
+// fullMapHead is a session's first frame without its peers.
+func (b *Batcher) fullMapHead(selfID int64, snap *state.Snapshot, v mapView, now time.Time) ([]byte, error) {
 	self := snap.Lookup(selfID)
 	if self == nil {
 		return nil, fmt.Errorf("node %d: %w", selfID, state.ErrNotFound)
@@ -487,19 +511,5 @@ func (b *Batcher) fullMap(selfID int64, snap *state.Snapshot, v mapView, now tim
 	if v.filterJS != nil {
 		js = spliceRaw(js, "PacketFilter", v.filterJS)
 	}
-	var peers [][]byte
-	if v.peers == nil {
-		peers = make([][]byte, 0, len(snap.Nodes))
-		for _, n := range snap.Nodes {
-			if n.ID != selfID {
-				peers = append(peers, b.peerJSONFor(n, now))
-			}
-		}
-	} else {
-		peers = make([][]byte, 0, len(v.peers))
-		for _, n := range v.peers {
-			peers = append(peers, b.peerJSONFor(n, now))
-		}
-	}
-	return spliceAlloc(js, "Peers", peers, b.bufs.get), nil
+	return js, nil
 }

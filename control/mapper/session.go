@@ -132,11 +132,10 @@ func (b *Batcher) Serve(ctx context.Context, nodeID int64, compress bool, capVer
 		return err
 	}
 
-	js, err := b.fullMap(nodeID, snap, view, b.cfg.Clock.Now())
+	first, err := b.firstFrame(nodeID, snap, view, compress)
 	if err != nil {
 		return err
 	}
-	first := newPrivateFrame(b.enc, js, &b.bufs)
 	err = b.write(w, first, compress)
 	first.release()
 	if err != nil {
@@ -249,13 +248,33 @@ func (b *Batcher) WriteFullMap(ctx context.Context, nodeID int64, compress bool,
 	if snap != nil && snap.Policy != nil {
 		view, _ = b.viewOf(nodeID, snap, snap.Policy)
 	}
-	js, err := b.fullMap(nodeID, snap, view, b.cfg.Clock.Now())
+	f, err := b.firstFrame(nodeID, snap, view, compress)
 	if err != nil {
 		return err
 	}
-	f := newPrivateFrame(b.enc, js, &b.bufs)
 	defer f.release()
 	return b.write(w, f, compress)
+}
+
+// firstFrame builds a session's full map: from cached compressed peer
+// blocks when the session takes zstd and sees every node, else by encoding
+// it whole.
+func (b *Batcher) firstFrame(nodeID int64, snap *state.Snapshot, view mapView, compress bool) (*frame, error) {
+	now := b.cfg.Clock.Now()
+	if compress && view.peers == nil && view.filterJS == nil {
+		z, err := b.fullMapWire(nodeID, snap, now)
+		if err != nil {
+			return nil, err
+		}
+		f := newPrivateFrame(b.enc, nil, &b.bufs)
+		f.zOnce.Do(func() { f.z = z })
+		return f, nil
+	}
+	js, err := b.fullMap(nodeID, snap, view, now)
+	if err != nil {
+		return nil, err
+	}
+	return newPrivateFrame(b.enc, js, &b.bufs), nil
 }
 
 // Sessions returns the number of live map sessions.
