@@ -63,7 +63,7 @@ type Batcher struct {
 	peerJSON sync.Map // node ID → *cachedJSON
 	bufs     bufPool  // full-map buffers, recycled after each write
 	blocks   blockCache
-	keep     *frame   // the keep-alive frame, shared
+	keep     *frame // the keep-alive frame, shared
 	metrics  *metrics
 
 	flushMu sync.Mutex // serialises flushes and session registration
