@@ -2,13 +2,11 @@ package interop
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -207,40 +205,19 @@ type PeerStatus struct {
 	KeyExpiry     *time.Time
 }
 
-// StatusJSON runs `tailscale status --json` and decodes it.
-func (d *Tailscaled) StatusJSON() (*Status, error) {
-	out, err := d.Tailscale("status", "--json")
-	if err != nil {
-		return nil, err
-	}
-	var st Status
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return nil, fmt.Errorf("decode tailscale status --json: %w\n%s", err, out)
-	}
-	return &st, nil
+func (d *Tailscaled) statusCLI() statusCLI {
+	return statusCLI{t: d.t, node: d.Node.Name, daemon: "tailscaled", cli: "tailscale", proc: d.Proc, run: d.Tailscale}
 }
+
+// StatusJSON runs `tailscale status --json` and decodes it.
+func (d *Tailscaled) StatusJSON() (*Status, error) { return d.statusCLI().statusJSON() }
 
 // WaitState waits up to timeout for BackendState to be one of states and
 // returns that status; it fails the test otherwise. Call it from the test
 // goroutine.
 func (d *Tailscaled) WaitState(timeout time.Duration, states ...string) *Status {
-	t := d.t
-	t.Helper()
-	var st *Status
-	nettest.WaitFor(t, timeout, func() error {
-		if exited, err := d.Proc.Exited(); exited {
-			return fmt.Errorf("%s: tailscaled exited (%v)", d.Node.Name, err)
-		}
-		var err error
-		if st, err = d.StatusJSON(); err != nil {
-			return err
-		}
-		if !slices.Contains(states, st.BackendState) {
-			return fmt.Errorf("%s: BackendState %q, want one of %q (health %q)", d.Node.Name, st.BackendState, states, st.Health)
-		}
-		return nil
-	})
-	return st
+	d.t.Helper()
+	return d.statusCLI().waitState(timeout, states...)
 }
 
 // WaitRunning waits up to timeout for BackendState Running.
@@ -250,15 +227,4 @@ func (d *Tailscaled) WaitRunning(timeout time.Duration) *Status {
 }
 
 // IPv4 returns the node's first Tailscale IPv4 address from a fresh status.
-func (d *Tailscaled) IPv4() (netip.Addr, error) {
-	st, err := d.StatusJSON()
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	for _, a := range st.TailscaleIPs {
-		if a.Is4() {
-			return a, nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("%s has no Tailscale IPv4 (state %s)", d.Node.Name, st.BackendState)
-}
+func (d *Tailscaled) IPv4() (netip.Addr, error) { return d.statusCLI().ipv4() }

@@ -2,13 +2,11 @@ package interop
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -175,39 +173,18 @@ func (d *Weftd) Up(loginServer, authKey string, extra ...string) error {
 	return nil
 }
 
+func (d *Weftd) statusCLI() statusCLI {
+	return statusCLI{t: d.t, node: d.Node.Name, daemon: "weftd", cli: "weft", proc: d.Proc, run: d.Weft}
+}
+
 // StatusJSON runs `weft status --json` and decodes it (weft's JSON uses
 // tailscale's ipnstate field names).
-func (d *Weftd) StatusJSON() (*Status, error) {
-	out, err := d.Weft("status", "--json")
-	if err != nil {
-		return nil, err
-	}
-	var st Status
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return nil, fmt.Errorf("decode weft status --json: %w\n%s", err, out)
-	}
-	return &st, nil
-}
+func (d *Weftd) StatusJSON() (*Status, error) { return d.statusCLI().statusJSON() }
 
 // WaitState waits up to timeout for BackendState to be one of states.
 func (d *Weftd) WaitState(timeout time.Duration, states ...string) *Status {
-	t := d.t
-	t.Helper()
-	var st *Status
-	nettest.WaitFor(t, timeout, func() error {
-		if exited, err := d.Proc.Exited(); exited {
-			return fmt.Errorf("%s: weftd exited (%v)", d.Node.Name, err)
-		}
-		var err error
-		if st, err = d.StatusJSON(); err != nil {
-			return err
-		}
-		if !slices.Contains(states, st.BackendState) {
-			return fmt.Errorf("%s: BackendState %q, want one of %q (health %q)", d.Node.Name, st.BackendState, states, st.Health)
-		}
-		return nil
-	})
-	return st
+	d.t.Helper()
+	return d.statusCLI().waitState(timeout, states...)
 }
 
 // WaitRunning waits up to timeout for BackendState Running.
@@ -217,15 +194,4 @@ func (d *Weftd) WaitRunning(timeout time.Duration) *Status {
 }
 
 // IPv4 returns the node's first tailnet IPv4 address from a fresh status.
-func (d *Weftd) IPv4() (netip.Addr, error) {
-	st, err := d.StatusJSON()
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	for _, a := range st.TailscaleIPs {
-		if a.Is4() {
-			return a, nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("%s has no tailnet IPv4 (state %s)", d.Node.Name, st.BackendState)
-}
+func (d *Weftd) IPv4() (netip.Addr, error) { return d.statusCLI().ipv4() }
