@@ -22,6 +22,8 @@ func main() {
 		weftBin    = flag.String("weft", "", "weft binary (default: go build ./cmd/weft)")
 		duration   = flag.Duration("t", 8*time.Second, "iperf3 duration per run")
 		profile    = flag.String("profile", "", "save a CPU profile of the sending weftd under iperf3 (4 streams) to this file and print its top functions")
+		profileRx  = flag.String("profile-recv", "", "same as -profile for the receiving weftd")
+		weftdBase  = flag.String("weftd-base", "", "also measure a pair of this weftd binary (before a change) and print weftd/base ratios")
 	)
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -32,7 +34,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "dataplane: iperf3 is missing; install it (.ci/deps.sh does: apt-get install iperf3)")
 		os.Exit(1)
 	}
-	o := options{controlBin: *controlBin, weftdBin: *weftdBin, weftBin: *weftBin, iperfTime: *duration, profile: *profile}
+	o := options{controlBin: *controlBin, weftdBin: *weftdBin, weftBin: *weftBin, iperfTime: *duration, profile: *profile, profileRx: *profileRx, weftdBase: *weftdBase}
 	err := guard(&benchTB{}, func(tb *benchTB) error { return run(tb, o) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane:", err)
@@ -42,8 +44,9 @@ func main() {
 
 type options struct {
 	controlBin, weftdBin, weftBin string
+	weftdBase                     string
 	iperfTime                     time.Duration
-	profile                       string
+	profile, profileRx            string
 }
 
 // build fills in the binaries that were not given with `go build`.
@@ -85,35 +88,58 @@ func run(tb *benchTB, o options) error {
 		official.side[i] = side{node: n, proc: d.Proc, cli: d.Tailscale, status: d.StatusJSON,
 			up: func() error { return d.Up(ctl.url, ctl.key) }}
 	}
-	ro, err := official.measure(o, "")
+	ro, err := official.measure(o, "", "")
 	official.stop()
 	if err != nil {
 		return fmt.Errorf("tailscaled pair: %w", err)
 	}
 	ro.print("tailscaled")
 
-	weftPair := &pair{name: "weftd"}
-	for i := range 2 {
-		n := lab.NewNode(fmt.Sprintf("weft%d", i+1), lab.Net)
-		d := interop.StartWeftd(tb, n, interop.WeftdConfig{Weftd: o.weftdBin, Weft: o.weftBin, CAFile: lab.TLS.CAFile, Debug: "127.0.0.1:6060"})
-		weftPair.side[i] = side{node: n, proc: d.Proc, cli: d.Weft, status: d.StatusJSON,
-			up: func() error { return d.Up(ctl.url, ctl.key) }}
+	var rb *results
+	if o.weftdBase != "" {
+		if rb, err = measureWeftd(tb, lab, ctl, o, o.weftdBase, "wbase", "", ""); err != nil {
+			return err
+		}
+		rb.print("weftd-base")
 	}
-	rw, err := weftPair.measure(o, o.profile)
-	weftPair.stop()
+	rw, err := measureWeftd(tb, lab, ctl, o, o.weftdBin, "weft", o.profile, o.profileRx)
 	if err != nil {
-		return fmt.Errorf("weftd pair: %w", err)
+		return err
 	}
 	rw.print("weftd")
-	printRatios(rw, ro)
-	if o.profile != "" {
-		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=35", o.weftdBin, o.profile).CombinedOutput()
-		fmt.Printf("\nweftd CPU profile under iperf3 -P 4 (sender side), %s:\n%s", o.profile, out)
+	printRatios("weftd/tailscaled", rw, ro)
+	if rb != nil {
+		printRatios("weftd/weftd-base", rw, rb)
+	}
+	for _, p := range []struct{ file, side string }{{o.profile, "sender"}, {o.profileRx, "receiver"}} {
+		if p.file == "" {
+			continue
+		}
+		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=35", o.weftdBin, p.file).CombinedOutput()
+		fmt.Printf("\nweftd CPU profile under iperf3 -P 4 (%s side), %s:\n%s", p.side, p.file, out)
 		if err != nil {
 			return fmt.Errorf("pprof: %w", err)
 		}
 	}
 	return nil
+}
+
+// measureWeftd measures a pair of weftd binary bin on new nodes named
+// prefix1 and prefix2.
+func measureWeftd(tb *benchTB, lab *interop.Lab, ctl *control, o options, bin, prefix, profile, profileRx string) (*results, error) {
+	p := &pair{name: "weftd"}
+	for i := range 2 {
+		n := lab.NewNode(fmt.Sprintf("%s%d", prefix, i+1), lab.Net)
+		d := interop.StartWeftd(tb, n, interop.WeftdConfig{Weftd: bin, Weft: o.weftBin, CAFile: lab.TLS.CAFile, Debug: "127.0.0.1:6060"})
+		p.side[i] = side{node: n, proc: d.Proc, cli: d.Weft, status: d.StatusJSON,
+			up: func() error { return d.Up(ctl.url, ctl.key) }}
+	}
+	r, err := p.measure(o, profile, profileRx)
+	p.stop()
+	if err != nil {
+		return nil, fmt.Errorf("%s pair: %w", bin, err)
+	}
+	return r, nil
 }
 
 // control is a weft-control with TLS on the lab's control node, its

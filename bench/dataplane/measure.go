@@ -82,7 +82,10 @@ func (s side) curAddr(peer netip.Addr) (string, error) {
 	return "", fmt.Errorf("no peer with address %v", peer)
 }
 
-func (p *pair) measure(o options, profile string) (*results, error) {
+// measure runs every figure for p; profile and profileRx, when set, are
+// files for CPU profiles of the sending and receiving daemon under
+// iperf3 -P 4.
+func (p *pair) measure(o options, profile, profileRx string) (*results, error) {
 	r := &results{}
 	a, b := p.side[0], p.side[1]
 	start := time.Now()
@@ -120,10 +123,16 @@ func (p *pair) measure(o options, profile string) (*results, error) {
 	defer srv.Stop()
 	time.Sleep(300 * time.Millisecond)
 	for _, streams := range []int{1, 4} {
-		var prof chan error
-		if profile != "" && streams == 4 {
-			prof = make(chan error, 1)
-			go func() { prof <- saveProfile(a.node, profile, o.iperfTime-2*time.Second) }()
+		var profs []chan error
+		for _, pf := range []struct {
+			s    side
+			file string
+		}{{a, profile}, {b, profileRx}} {
+			if pf.file != "" && streams == 4 {
+				ch := make(chan error, 1)
+				go func() { ch <- saveProfile(pf.s.node, pf.file, o.iperfTime-2*time.Second) }()
+				profs = append(profs, ch)
+			}
 		}
 		cpu0 := cpuSeconds(a.proc.Pid()) + cpuSeconds(b.proc.Pid())
 		bps, err := iperf(a.node, bIP, streams, o.iperfTime)
@@ -137,8 +146,8 @@ func (p *pair) measure(o options, profile string) (*results, error) {
 		} else {
 			r.tput4, r.cpu4 = bps, cpu/gb
 		}
-		if prof != nil {
-			if err := <-prof; err != nil {
+		for _, ch := range profs {
+			if err := <-ch; err != nil {
 				fmt.Fprintln(os.Stderr, "profile:", err)
 			}
 		}
@@ -264,17 +273,17 @@ func (r *results) print(name string) {
 		r.failover.Round(100*time.Millisecond), r.backDirect.Round(100*time.Millisecond), r.rssIdle/1024, r.rssL/1024)
 }
 
-// printRatios prints weft/official for each figure (> 1 means weft is
-// higher: better for throughput, worse for times, RTT, CPU and memory).
-func printRatios(w, o *results) {
+// printRatios prints w/o for each figure (> 1 means w is higher: better
+// for throughput, worse for times, RTT, CPU and memory).
+func printRatios(name string, w, o *results) {
 	ratio := func(a, b float64) string {
 		if b == 0 {
 			return "n/a"
 		}
 		return fmt.Sprintf("%.2fx", a/b)
 	}
-	fmt.Printf("ratio weftd/tailscaled: up→pong %s, RTT %s, TCP 1 stream %s, 4 streams %s, CPU/GB %s and %s, direct→DERP %s, back to direct %s, RSS idle %s, after load %s\n",
-		ratio(w.upToPong.Seconds(), o.upToPong.Seconds()), ratio(w.rttAvg.Seconds(), o.rttAvg.Seconds()),
+	fmt.Printf("ratio %s: up→pong %s, RTT %s, TCP 1 stream %s, 4 streams %s, CPU/GB %s and %s, direct→DERP %s, back to direct %s, RSS idle %s, after load %s\n",
+		name, ratio(w.upToPong.Seconds(), o.upToPong.Seconds()), ratio(w.rttAvg.Seconds(), o.rttAvg.Seconds()),
 		ratio(w.tput1, o.tput1), ratio(w.tput4, o.tput4), ratio(w.cpu1, o.cpu1), ratio(w.cpu4, o.cpu4),
 		ratio(w.failover.Seconds(), o.failover.Seconds()), ratio(w.backDirect.Seconds(), o.backDirect.Seconds()),
 		ratio(float64(w.rssIdle), float64(o.rssIdle)), ratio(float64(w.rssL), float64(o.rssL)))

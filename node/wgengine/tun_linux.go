@@ -8,7 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
+	"sync"
+	"syscall"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -48,7 +52,7 @@ func newKernelTUN(name string, mtu int, log *slog.Logger) (*kernelTUN, error) {
 		dev.Close()
 		return nil, fmt.Errorf("wgengine: bring %s up: %w", real, err)
 	}
-	return &kernelTUN{log: log, dev: dev, name: real, link: link}, nil
+	return &kernelTUN{log: log, dev: newGROTUN(dev), name: real, link: link}, nil
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {
@@ -128,4 +132,105 @@ func (k *kernelTUN) cleanup() {
 	if l, err := netlink.LinkByName(k.name); err == nil {
 		netlink.LinkDel(l)
 	}
+}
+
+// groTUN is a kernel TUN with IFF_VNET_HDR whose Write coalesces TCP
+// without re-verifying checksums or copying (tcpgro.go). Batches holding
+// UDP go to wireguard-go's Write, which has UDP GRO when the kernel
+// supports it.
+type groTUN struct {
+	tun.Device
+	rc syscall.RawConn
+
+	mu sync.Mutex
+	// guarded by mu:
+	gro   tcpGRO
+	vecs  [][]byte
+	iov   []unix.Iovec
+	werr  error
+	write func(fd uintptr) bool // writes iov; allocated once
+}
+
+// newGROTUN wraps dev when it is a kernel TUN that takes virtio headers;
+// otherwise it returns dev.
+func newGROTUN(dev tun.Device) tun.Device {
+	nt, ok := dev.(*tun.NativeTun)
+	if !ok {
+		return dev
+	}
+	name, err := nt.Name()
+	if err != nil {
+		return dev
+	}
+	// Not File().Fd(): that would switch the descriptor to blocking mode.
+	rc, err := nt.File().SyscallConn()
+	if err != nil {
+		return dev
+	}
+	vnet := false
+	rc.Control(func(fd uintptr) {
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return
+		}
+		if unix.IoctlIfreq(int(fd), unix.TUNGETIFF, ifr) == nil {
+			vnet = ifr.Uint16()&unix.IFF_VNET_HDR != 0
+		}
+	})
+	if !vnet {
+		return dev
+	}
+	t := &groTUN{Device: dev, rc: rc}
+	t.write = func(fd uintptr) bool {
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)))
+		if e == unix.EAGAIN {
+			return false // wait until writable
+		}
+		t.werr = nil
+		if e != 0 {
+			t.werr = e
+		}
+		return true
+	}
+	return t
+}
+
+// Write implements tun.Device.
+func (t *groTUN) Write(bufs [][]byte, offset int) (int, error) {
+	if offset < vnetHdrLen {
+		return 0, fmt.Errorf("wgengine: TUN write offset %d leaves no room for a virtio header", offset)
+	}
+	for _, b := range bufs {
+		if ipProto(b[offset:]) == unix.IPPROTO_UDP {
+			return t.Device.Write(bufs, offset)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	runs := t.gro.coalesce(bufs, offset)
+	for i := range runs {
+		t.vecs = t.gro.iovecs(t.vecs[:0], bufs, offset, &runs[i])
+		t.iov = t.iov[:0]
+		for _, v := range t.vecs {
+			if len(v) == 0 {
+				continue
+			}
+			t.iov = append(t.iov, unix.Iovec{Base: &v[0]})
+			t.iov[len(t.iov)-1].SetLen(len(v))
+		}
+		if err := t.rc.Write(t.write); err != nil {
+			return 0, os.ErrClosed // the TUN is closed
+		}
+		if t.werr != nil {
+			if errors.Is(t.werr, unix.EBADFD) {
+				return 0, os.ErrClosed
+			}
+			errs = append(errs, t.werr)
+		}
+	}
+	// Do not keep packet buffers reachable.
+	clear(t.vecs[:cap(t.vecs)])
+	clear(t.iov[:cap(t.iov)])
+	return len(bufs), errors.Join(errs...)
 }
