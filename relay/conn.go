@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,11 @@ type conn struct {
 	waitTimer   *time.Timer
 	peerGoneLim *rate.Limiter
 	recvLim     *rate.Limiter // nil when not rate limited
+	// wakes are destination queues given packets whose writers have not
+	// been woken yet: while more whole frames sit in the read buffer the
+	// reader keeps going and wakes each writer once for the lot, instead
+	// of a goroutine wake-up (often a thread wake-up) per packet.
+	wakes []*sendQueue
 
 	// Writer-owned:
 	wroteRestart, restartSignaled bool
@@ -173,7 +179,11 @@ func (s *Server) accept(ctx context.Context, nc net.Conn, br *bufio.Reader, remo
 
 // readLoop reads and handles frames until the connection fails.
 func (c *conn) readLoop() error {
+	defer c.flushWakes()
 	for {
+		if len(c.wakes) > 0 && (c.recvLim != nil || len(c.wakes) >= maxDeferredWakes || !c.frameBuffered()) {
+			c.flushWakes()
+		}
 		ft, fl, err := derp.ReadHeader(c.br)
 		if err != nil {
 			if errors.Is(err, io.EOF) || c.ctx.Err() != nil {
@@ -214,6 +224,41 @@ func (c *conn) readLoop() error {
 			return err
 		}
 	}
+}
+
+// maxDeferredWakes bounds the destinations a reader collects before it
+// wakes their writers.
+const maxDeferredWakes = 32
+
+// frameBuffered reports whether a whole frame is already in the read
+// buffer, so that handling it needs no read from the socket.
+func (c *conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < derp.FrameHeaderLen {
+		return false
+	}
+	h, err := c.br.Peek(derp.FrameHeaderLen)
+	if err != nil {
+		return false
+	}
+	return n-derp.FrameHeaderLen >= int(binary.BigEndian.Uint32(h[1:]))
+}
+
+// deferWake notes that q got a packet; its writer is woken by flushWakes.
+func (c *conn) deferWake(q *sendQueue) {
+	if n := len(c.wakes); n > 0 && c.wakes[n-1] == q {
+		return
+	}
+	c.wakes = append(c.wakes, q)
+}
+
+// flushWakes wakes the writers of every queue noted by deferWake.
+func (c *conn) flushWakes() {
+	for i, q := range c.wakes {
+		q.signal()
+		c.wakes[i] = nil
+	}
+	c.wakes = c.wakes[:0]
 }
 
 // readKey reads a raw key without allocating.
@@ -257,6 +302,7 @@ func (c *conn) handleSendPacket(fl uint32) error {
 	case r.dst != nil:
 		c.deliver(r.dst, pk)
 	case r.fwd != nil:
+		c.flushWakes() // the mesh write below may block
 		err := r.fwd.forward(c.key, dst, pk.data)
 		if err != nil {
 			c.s.m.drop(dropFwdError)
@@ -353,7 +399,7 @@ func (c *conn) deliver(dst *conn, pk *packet) {
 		switch q.tryPushLocked(pk) {
 		case pushed:
 			q.mu.Unlock()
-			q.signal()
+			c.deferWake(q)
 			return
 		case pushClosed:
 			q.mu.Unlock()
@@ -376,6 +422,7 @@ func (c *conn) deliver(dst *conn, pk *packet) {
 			q.space = ch
 		}
 		q.mu.Unlock()
+		c.flushWakes()
 		q.signal()
 		c.s.m.backpressureWaits.Add(1)
 		c.waitTimer.Reset(wait)

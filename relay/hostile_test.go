@@ -191,3 +191,29 @@ func TestHostileClients(t *testing.T) {
 		t.Logf("stats: %+v", ts.Stats())
 	}
 }
+
+// TestBatchedFramesThenStall sends several packets in one write followed by
+// half a frame and then stalls: the relay wakes the destination's writer
+// once per batch, and must do so before it blocks reading the rest.
+func TestBatchedFramesThenStall(t *testing.T) {
+	ts := newServer(t, relay.Options{})
+	dst, dpriv := dial(t, ts.url, derpclient.Options{})
+	nc, _ := rawLogin(t, ts)
+	var b []byte
+	for i := range 5 {
+		pkt := bytes.Repeat([]byte{byte(i + 1)}, 100)
+		b = derp.AppendHeader(b, derp.FrameSendPacket, uint32(derp.KeyLen+len(pkt)))
+		k := dpriv.Public().Raw32()
+		b = append(append(b, k[:]...), pkt...)
+	}
+	b = derp.AppendHeader(b, derp.FrameSendPacket, derp.KeyLen+100) // never completed
+	if _, err := nc.Write(append(b, 1, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		m := recvType(t, dst, derp.FrameRecvPacket)
+		if len(m.Packet) != 100 || m.Packet[0] != byte(i+1) {
+			t.Fatalf("packet %d: got %d bytes starting %v", i, len(m.Packet), m.Packet[:min(1, len(m.Packet))])
+		}
+	}
+}
