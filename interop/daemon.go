@@ -68,3 +68,28 @@ func (c statusCLI) ipv4() (netip.Addr, error) {
 	}
 	return netip.Addr{}, fmt.Errorf("%s has no tailnet IPv4 (state %s)", c.node, st.BackendState)
 }
+
+// waitAnswering waits until the daemon answers `status`, failing with the
+// tail of its log if it exits first.
+func (c statusCLI) waitAnswering() {
+	c.t.Helper()
+	nettest.WaitFor(c.t, 30*time.Second, func() error {
+		if exited, err := c.proc.Exited(); exited {
+			return fmt.Errorf("%s exited (%v):\n%s", c.daemon, err, c.proc.Tail(30))
+		}
+		_, err := c.statusJSON()
+		return err
+	})
+}
+
+// upArgs is the `up` command line of every scenario: --login-server,
+// --accept-dns=false (the lab has no DNS and the host's must stay
+// untouched), --hostname, a 90 s --timeout, --auth-key when given, then
+// extra flags, which come last and win.
+func upArgs(loginServer, authKey, hostname string, extra []string) []string {
+	args := []string{"up", "--login-server=" + loginServer, "--accept-dns=false", "--hostname=" + hostname, "--timeout=90s"}
+	if authKey != "" {
+		args = append(args, "--auth-key="+authKey)
+	}
+	return append(args, extra...)
+}

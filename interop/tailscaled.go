@@ -115,13 +115,7 @@ func StartTailscaled(t testing.TB, node *nettest.Node, bins TSBins, cfg Tailscal
 		env = append(env, "TS_DEBUG_USE_DERP_HTTP=1")
 	}
 	d.Proc = node.Start(nettest.Cmd{Name: "tailscaled", Args: args, Env: append(env, cfg.Env...)})
-	nettest.WaitFor(t, 30*time.Second, func() error {
-		if exited, err := d.Proc.Exited(); exited {
-			return fmt.Errorf("tailscaled exited (%v):\n%s", err, d.Proc.Tail(30))
-		}
-		_, err := d.StatusJSON()
-		return err
-	})
+	d.statusCLI().waitAnswering()
 	return d
 }
 
@@ -145,11 +139,7 @@ func (d *Tailscaled) TailscaleContext(ctx context.Context, args ...string) (stri
 // untouched), --hostname=<node name> and a 90s --timeout; extra flags come
 // last and win.
 func (d *Tailscaled) Up(loginServer, authKey string, extra ...string) error {
-	args := []string{"up", "--login-server=" + loginServer, "--accept-dns=false", "--hostname=" + d.Node.Name, "--timeout=90s"}
-	if authKey != "" {
-		args = append(args, "--auth-key="+authKey)
-	}
-	args = append(args, extra...)
+	args := upArgs(loginServer, authKey, d.Node.Name, extra)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	_, err := d.TailscaleContext(ctx, args...)

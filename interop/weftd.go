@@ -132,13 +132,7 @@ func StartWeftd(t testing.TB, node *nettest.Node, cfg WeftdConfig) *Weftd {
 		args = append([]string{setpriv, "--reuid=" + strconv.Itoa(uid), "--regid=" + strconv.Itoa(gid), "--clear-groups", "--"}, args...)
 	}
 	d.Proc = node.Start(nettest.Cmd{Name: "weftd", Args: args, Env: append(env, cfg.Env...)})
-	nettest.WaitFor(t, 30*time.Second, func() error {
-		if exited, err := d.Proc.Exited(); exited {
-			return fmt.Errorf("weftd exited (%v):\n%s", err, d.Proc.Tail(30))
-		}
-		_, err := d.StatusJSON()
-		return err
-	})
+	d.statusCLI().waitAnswering()
 	return d
 }
 
@@ -159,11 +153,7 @@ func (d *Weftd) WeftContext(ctx context.Context, args ...string) (string, error)
 // Up runs `weft up` like [Tailscaled.Up]: --login-server, --auth-key,
 // --accept-dns=false, --hostname=<node name>, --timeout=90s, then extra.
 func (d *Weftd) Up(loginServer, authKey string, extra ...string) error {
-	args := []string{"up", "--login-server=" + loginServer, "--accept-dns=false", "--hostname=" + d.Node.Name, "--timeout=90s"}
-	if authKey != "" {
-		args = append(args, "--auth-key="+authKey)
-	}
-	args = append(args, extra...)
+	args := upArgs(loginServer, authKey, d.Node.Name, extra)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	out, err := d.WeftContext(ctx, args...)
