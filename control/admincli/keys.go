@@ -36,11 +36,7 @@ func keysCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(k)
-						}
-						_, err = fmt.Fprintln(e.stdout, k.Key)
-						return err
+						return e.result(k, "%s\n", k.Key)
 					})
 				},
 			},
@@ -79,11 +75,7 @@ func keysCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(k)
-						}
-						_, err = fmt.Fprintf(e.stdout, "Expired pre-auth key %s\n", k.Prefix)
-						return err
+						return e.result(k, "Expired pre-auth key %s\n", k.Prefix)
 					})
 				},
 			},
@@ -107,11 +99,7 @@ func apikeysCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(k)
-						}
-						_, err = fmt.Fprintln(e.stdout, k.Key)
-						return err
+						return e.result(k, "%s\n", k.Key)
 					})
 				},
 			},
@@ -146,11 +134,7 @@ func apikeysCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(k)
-						}
-						_, err = fmt.Fprintf(e.stdout, "Expired API key %s\n", k.Prefix)
-						return err
+						return e.result(k, "Expired API key %s\n", k.Prefix)
 					})
 				},
 			},

@@ -79,11 +79,7 @@ func nodesCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(n)
-						}
-						_, err = fmt.Fprintf(e.stdout, "Registered node %s (ID %d) for user %s: %s\n", n.Name, n.ID, n.User, addrs(n))
-						return err
+						return e.result(n, "Registered node %s (ID %d) for user %s: %s\n", n.Name, n.ID, n.User, addrs(n))
 					})
 				},
 			},
@@ -95,11 +91,7 @@ func nodesCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(n)
-						}
-						_, err = fmt.Fprintf(e.stdout, "Renamed node %d to %s\n", n.ID, n.Name)
-						return err
+						return e.result(n, "Renamed node %d to %s\n", n.ID, n.Name)
 					})
 				},
 			},
@@ -111,11 +103,7 @@ func nodesCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(n)
-						}
-						_, err = fmt.Fprintf(e.stdout, "Expired node %s (ID %d); it must log in again\n", n.Name, n.ID)
-						return err
+						return e.result(n, "Expired node %s (ID %d); it must log in again\n", n.Name, n.ID)
 					})
 				},
 			},
@@ -151,11 +139,7 @@ func nodesCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(n)
-						}
-						_, err = fmt.Fprintf(e.stdout, "Node %s (ID %d) now has addresses %s\n", n.Name, n.ID, addrs(n))
-						return err
+						return e.result(n, "Node %s (ID %d) now has addresses %s\n", n.Name, n.ID, addrs(n))
 					})
 				},
 			},
@@ -167,11 +151,7 @@ func nodesCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(n)
-						}
-						_, err = fmt.Fprintf(e.stdout, "Node %s (ID %d) tags: %s\n", n.Name, n.ID, list(n.Tags))
-						return err
+						return e.result(n, "Node %s (ID %d) tags: %s\n", n.Name, n.ID, list(n.Tags))
 					})
 				},
 			},

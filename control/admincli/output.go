@@ -2,6 +2,7 @@ package admincli
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,16 @@ func (e *env) printJSON(v any) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// result prints v as JSON with --json, else the formatted line: the two
+// outputs of every command that changes something.
+func (e *env) result(v any, format string, args ...any) error {
+	if e.g.json {
+		return e.printJSON(v)
+	}
+	_, err := fmt.Fprintf(e.stdout, format, args...)
+	return err
 }
 
 // table prints an aligned table with a header row.

@@ -101,11 +101,7 @@ func dnsCmd() *command {
 							if err != nil {
 								return err
 							}
-							if e.g.json {
-								return e.printJSON(r)
-							}
-							_, err = fmt.Fprintf(e.stdout, "Added DNS record %d: %s %s %s\n", r.ID, r.Name, r.Type, r.Value)
-							return err
+							return e.result(r, "Added DNS record %d: %s %s %s\n", r.ID, r.Name, r.Type, r.Value)
 						})
 					},
 				},

@@ -24,11 +24,7 @@ func usersCmd() *command {
 						if err != nil {
 							return err
 						}
-						if e.g.json {
-							return e.printJSON(u)
-						}
-						_, err = fmt.Fprintf(e.stdout, "Created user %s (ID %d)\n", u.Name, u.ID)
-						return err
+						return e.result(u, "Created user %s (ID %d)\n", u.Name, u.ID)
 					})
 				},
 			},
