@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"weft.dev/weft/internal/nettest"
 )
 
 // symmetricNAT replaces a nettest NAT router's masquerade with one that
@@ -26,26 +24,7 @@ add rule ip weft_nat postrouting oifname "eth0" masquerade fully-random
 // stays on the embedded DERP relay, and works: ICMP, CLI pings and HTTP
 // both ways.
 func TestWeftdSymmetricNAT(t *testing.T) {
-	lab := NewLab(t, LabConfig{NoDerper: true})
-	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "gina")
-	key := ctl.mustAdmin("keys", "create", "--user", "gina", "--reusable")
-	r1, in1 := lab.NewNAT("nat1", lab.Net)
-	r2, in2 := lab.NewNAT("nat2", lab.Net)
-	if err := r1.NFT(symmetricNAT); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []*nettest.Node{r1, r2} {
-		if err := r.NFT(natFirewall); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w := startWeftdIn(t, lab, "weft1", in1, WeftdConfig{Args: []string{"--verbose=1"}})
-	ts := lab.AddTailscaled(lab.NewNode("ts1", in2))
-	upBoth(t, ctl.URL, key, func() error { return ts.Up(ctl.URL, key) }, func() error { return w.Up(ctl.URL, key) })
-	ts.WaitRunning(30 * time.Second)
-	w.WaitRunning(30 * time.Second)
-	a, b := weftPeer(w), tsPeer(ts)
+	_, _, w, a, b := natPair(t, "gina", symmetricNAT)
 	aIP, bIP := a.ipv4(t), b.ipv4(t)
 	icmpPing(t, a, bIP)
 	icmpPing(t, b, aIP)

@@ -360,26 +360,40 @@ table ip weft_nat_fw {
 }
 `
 
-// TestWeftdNAT is issue 6 acceptance 4: weftd and the official client, each
-// behind its own NAT, find a direct path through STUN and CallMeMaybe.
-func TestWeftdNAT(t *testing.T) {
+// natPair builds the NAT scenarios' lab: weftd behind router r1 and an
+// official tailscaled behind r2, both routers dropping unsolicited inbound
+// UDP (natFirewall) and r1 also running extraR1 (nft rules, may be empty),
+// both nodes up for user and Running.
+func natPair(t *testing.T, user, extraR1 string) (r1, r2 *nettest.Node, w *Weftd, a, b peer) {
+	t.Helper()
 	lab := NewLab(t, LabConfig{NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "erin")
-	key := ctl.mustAdmin("keys", "create", "--user", "erin", "--reusable")
+	ctl.mustAdmin("users", "create", user)
+	key := ctl.mustAdmin("keys", "create", "--user", user, "--reusable")
 	r1, in1 := lab.NewNAT("nat1", lab.Net)
 	r2, in2 := lab.NewNAT("nat2", lab.Net)
+	if extraR1 != "" {
+		if err := r1.NFT(extraR1); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, r := range []*nettest.Node{r1, r2} {
 		if err := r.NFT(natFirewall); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w := startWeftdIn(t, lab, "weft1", in1, WeftdConfig{Args: []string{"--verbose=1"}})
+	w = startWeftdIn(t, lab, "weft1", in1, WeftdConfig{Args: []string{"--verbose=1"}})
 	ts := lab.AddTailscaled(lab.NewNode("ts1", in2))
 	upBoth(t, ctl.URL, key, func() error { return ts.Up(ctl.URL, key) }, func() error { return w.Up(ctl.URL, key) })
 	ts.WaitRunning(30 * time.Second)
 	w.WaitRunning(30 * time.Second)
-	a, b := weftPeer(w), tsPeer(ts)
+	return r1, r2, w, weftPeer(w), tsPeer(ts)
+}
+
+// TestWeftdNAT is issue 6 acceptance 4: weftd and the official client, each
+// behind its own NAT, find a direct path through STUN and CallMeMaybe.
+func TestWeftdNAT(t *testing.T) {
+	r1, r2, w, a, b := natPair(t, "erin", "")
 	aIP, bIP := a.ipv4(t), b.ipv4(t)
 	icmpPing(t, a, bIP)
 	viaA := pingDirect(t, a, bIP)
