@@ -340,7 +340,32 @@ func TestWeftdPair(t *testing.T) {
 	w2.WaitRunning(30 * time.Second)
 	a, b := weftPeer(w1), weftPeer(w2)
 	checkPair(t, a, b)
+	rebind(t, w1, b)
 	failover(t, a, b)
+}
+
+// rebind runs `weft debug rebind` on w: its UDP socket is closed and bound
+// again on the same port, and the peer p reaches it directly on that port
+// again.
+func rebind(t *testing.T, w *Weftd, p peer) {
+	t.Helper()
+	if out, err := w.Weft("debug", "rebind"); err != nil {
+		t.Fatalf("weft debug rebind: %v\n%s", err, out)
+	}
+	nettest.WaitFor(t, 5*time.Second, func() error {
+		if tail := w.Proc.Tail(40); !strings.Contains(tail, "rebound UDP socket") {
+			return fmt.Errorf("%s did not log a rebound socket:\n%s", w.Node.Name, tail)
+		}
+		return nil
+	})
+	a := weftPeer(w)
+	icmpPing(t, a, p.ipv4(t))
+	start := time.Now()
+	via := pingDirect(t, p, a.ipv4(t))
+	if want := net.JoinHostPort(w.Node.Addr.String(), "41641"); via != want {
+		t.Fatalf("after rebind %s reaches %s via %s, want %s", p.name, w.Node.Name, via, want)
+	}
+	t.Logf("after rebind: %s -> %s direct via %s again after %v", p.name, w.Node.Name, via, time.Since(start).Round(time.Millisecond))
 }
 
 // natFirewall makes a nettest NAT router drop unsolicited inbound UDP, as

@@ -160,6 +160,12 @@ func New(opts Options) (*Conn, error) {
 	if c.pconn4 == nil && c.pconn6 == nil {
 		return nil, fmt.Errorf("magicsock: listen on UDP port %d: %w", opts.Port, errors.Join(err4, err6))
 	}
+	if c.pconn4 != nil {
+		c.pconn4 = newRebindConn(opts.Net, "udp4", c.pconn4)
+	}
+	if c.pconn6 != nil {
+		c.pconn6 = newRebindConn(opts.Net, "udp6", c.pconn6)
+	}
 	c.bind = newBind(c)
 	c.wg.Add(1)
 	go c.notifier()

@@ -40,8 +40,11 @@ const (
 	// us directly: probe at once.
 	derpHintSilence = 250 * time.Millisecond
 	// untrustedRepingInterval spaces the Pings to an untrusted best path
-	// that sending traffic triggers.
-	untrustedRepingInterval = 500 * time.Millisecond
+	// that sending traffic triggers: short, so that a path that comes back
+	// carries traffic again within a round trip of the next packet (each
+	// ping is ~100 bytes; upstream waits for its 3 s heartbeat or the 5 s
+	// per-candidate ping spacing).
+	untrustedRepingInterval = 100 * time.Millisecond
 )
 
 // endpoint is one peer, as wireguard-go sees it: a fixed conn.Endpoint

@@ -71,10 +71,19 @@ func (c *Conn) deliverReach() {
 	}
 }
 
-// Rebind forgets every learned path and reconnects DERP, then re-discovers
-// endpoints: what tailscaled does after a link change. The UDP sockets stay
-// bound to the same port.
+// Rebind closes and re-binds the UDP sockets (same port when it is still
+// free), forgets every learned path and reconnects DERP, then re-discovers
+// endpoints: what tailscaled does after a link change.
 func (c *Conn) Rebind() {
+	for _, pc := range []PacketConn{c.pconn4, c.pconn6} {
+		if rc, ok := pc.(*rebindConn); ok {
+			if la, err := rc.rebind(); err != nil {
+				c.log.Warn("magicsock: rebind", "err", err)
+			} else {
+				c.log.Info("magicsock: rebound UDP socket", "addr", la)
+			}
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
