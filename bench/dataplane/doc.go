@@ -6,7 +6,10 @@
 // the first ICMP reply through the tunnel, ICMP round-trip time, iperf3 TCP
 // throughput with 1 and 4 streams (and the daemons' CPU time), the direct
 // to DERP failover time after UDP is blocked, and the daemons' RSS idle and
-// after load; then it prints weft/official ratios. With -profile it saves a
+// after load; then it prints weft/official ratios. -rounds N alternates the
+// two pairs N times on fresh nodes and prints each round's ratios and
+// their medians (the machine is shared: ratios between neighbours in time
+// are the figures to quote). With -profile it saves a
 // CPU profile of the sending weftd during the iperf3 run and prints its top
 // functions.
 //

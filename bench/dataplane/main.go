@@ -24,6 +24,7 @@ func main() {
 		profile    = flag.String("profile", "", "save a CPU profile of the sending weftd under iperf3 (4 streams) to this file and print its top functions")
 		profileRx  = flag.String("profile-recv", "", "same as -profile for the receiving weftd")
 		weftdBase  = flag.String("weftd-base", "", "also measure a pair of this weftd binary (before a change) and print weftd/base ratios")
+		rounds     = flag.Int("rounds", 1, "alternate the pairs this many times and print each round's ratios and their medians")
 	)
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -34,7 +35,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "dataplane: iperf3 is missing; install it (.ci/deps.sh does: apt-get install iperf3)")
 		os.Exit(1)
 	}
-	o := options{controlBin: *controlBin, weftdBin: *weftdBin, weftBin: *weftBin, iperfTime: *duration, profile: *profile, profileRx: *profileRx, weftdBase: *weftdBase}
+	o := options{controlBin: *controlBin, weftdBin: *weftdBin, weftBin: *weftBin, iperfTime: *duration, profile: *profile, profileRx: *profileRx, weftdBase: *weftdBase, rounds: max(*rounds, 1)}
 	err := guard(&benchTB{}, func(tb *benchTB) error { return run(tb, o) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane:", err)
@@ -47,6 +48,7 @@ type options struct {
 	weftdBase                     string
 	iperfTime                     time.Duration
 	profile, profileRx            string
+	rounds                        int
 }
 
 // build fills in the binaries that were not given with `go build`.
@@ -72,44 +74,58 @@ func run(tb *benchTB, o options) error {
 	if err := o.build(tb); err != nil {
 		return err
 	}
-	lab := interop.NewLab(tb, interop.LabConfig{Nodes: 2, NoDaemons: true, NoDerper: true})
+	lab := interop.NewLab(tb, interop.LabConfig{Nodes: 0, NoDaemons: true, NoDerper: true})
 	ctl, err := startControl(tb, lab, o.controlBin)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("rig: %s, official tailscaled %s, iperf3 %v per run, TUN mode, direct path on one bridge\n",
-		cpuSummary(), interop.TailscaleVersion, o.iperfTime)
+	fmt.Printf("rig: %s, official tailscaled %s, iperf3 %v per run, TUN mode, direct path on one bridge, %d round(s)\n",
+		cpuSummary(), interop.TailscaleVersion, o.iperfTime, o.rounds)
 
-	// Official pair first (the baseline), then weft; each pair is stopped
-	// before the next starts so they do not compete for the two CPUs.
-	official := &pair{name: "tailscaled"}
-	for i, n := range lab.NodeNS {
-		d := interop.StartTailscaled(tb, n, lab.Bins, interop.TailscaledConfig{CAFile: lab.TLS.CAFile})
-		official.side[i] = side{node: n, proc: d.Proc, cli: d.Tailscale, status: d.StatusJSON,
-			up: func() error { return d.Up(ctl.url, ctl.key) }}
-	}
-	ro, err := official.measure(o, "", "")
-	official.stop()
-	if err != nil {
-		return fmt.Errorf("tailscaled pair: %w", err)
-	}
-	ro.print("tailscaled")
-
-	var rb *results
-	if o.weftdBase != "" {
-		if rb, err = measureWeftd(tb, lab, ctl, o, o.weftdBase, "wbase", "", ""); err != nil {
+	// Rounds alternate the official pair (the baseline) and weft on fresh
+	// nodes; each pair is stopped before the next starts so they do not
+	// compete for the CPUs, and each round's ratios compare neighbours in
+	// time (the machine is shared: only such ratios mean anything).
+	var official, weft, base []*results
+	for round := 1; round <= o.rounds; round++ {
+		if o.rounds > 1 {
+			fmt.Printf("\nround %d:\n", round)
+		}
+		ro, err := measureOfficial(tb, lab, ctl, o, fmt.Sprintf("ts%d-", round))
+		if err != nil {
 			return err
 		}
-		rb.print("weftd-base")
+		ro.print("tailscaled")
+		official = append(official, ro)
+		if o.weftdBase != "" {
+			rb, err := measureWeftd(tb, lab, ctl, o, o.weftdBase, fmt.Sprintf("wbase%d-", round), "", "")
+			if err != nil {
+				return err
+			}
+			rb.print("weftd-base")
+			base = append(base, rb)
+		}
+		profile, profileRx := "", ""
+		if round == o.rounds {
+			profile, profileRx = o.profile, o.profileRx
+		}
+		rw, err := measureWeftd(tb, lab, ctl, o, o.weftdBin, fmt.Sprintf("weft%d-", round), profile, profileRx)
+		if err != nil {
+			return err
+		}
+		rw.print("weftd")
+		weft = append(weft, rw)
+		printRatios("weftd/tailscaled", rw, ro)
+		if o.weftdBase != "" {
+			printRatios("weftd/weftd-base", rw, base[len(base)-1])
+		}
 	}
-	rw, err := measureWeftd(tb, lab, ctl, o, o.weftdBin, "weft", o.profile, o.profileRx)
-	if err != nil {
-		return err
-	}
-	rw.print("weftd")
-	printRatios("weftd/tailscaled", rw, ro)
-	if rb != nil {
-		printRatios("weftd/weftd-base", rw, rb)
+	if o.rounds > 1 {
+		fmt.Printf("\nmedians of %d rounds:\n", o.rounds)
+		printMedianRatios("weftd/tailscaled", weft, official)
+		if o.weftdBase != "" {
+			printMedianRatios("weftd/weftd-base", weft, base)
+		}
 	}
 	for _, p := range []struct{ file, side string }{{o.profile, "sender"}, {o.profileRx, "receiver"}} {
 		if p.file == "" {
@@ -122,6 +138,23 @@ func run(tb *benchTB, o options) error {
 		}
 	}
 	return nil
+}
+
+// measureOfficial measures a pair of official tailscaled on new nodes
+// named prefix1 and prefix2.
+func measureOfficial(tb *benchTB, lab *interop.Lab, ctl *control, o options, prefix string) (*results, error) {
+	p := &pair{name: "tailscaled"}
+	for i := range 2 {
+		d := lab.AddTailscaled(lab.NewNode(fmt.Sprintf("%s%d", prefix, i+1), lab.Net))
+		p.side[i] = side{node: d.Node, proc: d.Proc, cli: d.Tailscale, status: d.StatusJSON,
+			up: func() error { return d.Up(ctl.url, ctl.key) }}
+	}
+	r, err := p.measure(o, "", "")
+	p.stop()
+	if err != nil {
+		return nil, fmt.Errorf("tailscaled pair: %w", err)
+	}
+	return r, nil
 }
 
 // measureWeftd measures a pair of weftd binary bin on new nodes named

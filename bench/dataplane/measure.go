@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -273,18 +274,53 @@ func (r *results) print(name string) {
 		r.failover.Round(100*time.Millisecond), r.backDirect.Round(100*time.Millisecond), r.rssIdle/1024, r.rssL/1024)
 }
 
+// metrics are the figures printRatios compares, in print order.
+var metrics = []struct {
+	name string
+	get  func(*results) float64
+}{
+	{"up→pong", func(r *results) float64 { return r.upToPong.Seconds() }},
+	{"RTT", func(r *results) float64 { return r.rttAvg.Seconds() }},
+	{"TCP 1 stream", func(r *results) float64 { return r.tput1 }},
+	{"4 streams", func(r *results) float64 { return r.tput4 }},
+	{"CPU/GB 1 stream", func(r *results) float64 { return r.cpu1 }},
+	{"CPU/GB 4 streams", func(r *results) float64 { return r.cpu4 }},
+	{"direct→DERP", func(r *results) float64 { return r.failover.Seconds() }},
+	{"back to direct", func(r *results) float64 { return r.backDirect.Seconds() }},
+	{"RSS idle", func(r *results) float64 { return float64(r.rssIdle) }},
+	{"after load", func(r *results) float64 { return float64(r.rssL) }},
+}
+
 // printRatios prints w/o for each figure (> 1 means w is higher: better
 // for throughput, worse for times, RTT, CPU and memory).
 func printRatios(name string, w, o *results) {
-	ratio := func(a, b float64) string {
-		if b == 0 {
-			return "n/a"
+	printMedianRatios(name, []*results{w}, []*results{o})
+}
+
+// printMedianRatios prints, per figure, the median over rounds of
+// w[i]/o[i] (ratios within a round, never across rounds).
+func printMedianRatios(name string, w, o []*results) {
+	var parts []string
+	for _, m := range metrics {
+		var rs []float64
+		for i := range min(len(w), len(o)) {
+			if b := m.get(o[i]); b != 0 {
+				rs = append(rs, m.get(w[i])/b)
+			}
 		}
-		return fmt.Sprintf("%.2fx", a/b)
+		v := "n/a"
+		if len(rs) > 0 {
+			slices.Sort(rs)
+			med := rs[len(rs)/2]
+			if len(rs)%2 == 0 {
+				med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+			}
+			v = fmt.Sprintf("%.2fx", med)
+			if len(rs) > 1 {
+				v += fmt.Sprintf(" (%.2f–%.2f)", rs[0], rs[len(rs)-1])
+			}
+		}
+		parts = append(parts, m.name+" "+v)
 	}
-	fmt.Printf("ratio %s: up→pong %s, RTT %s, TCP 1 stream %s, 4 streams %s, CPU/GB %s and %s, direct→DERP %s, back to direct %s, RSS idle %s, after load %s\n",
-		name, ratio(w.upToPong.Seconds(), o.upToPong.Seconds()), ratio(w.rttAvg.Seconds(), o.rttAvg.Seconds()),
-		ratio(w.tput1, o.tput1), ratio(w.tput4, o.tput4), ratio(w.cpu1, o.cpu1), ratio(w.cpu4, o.cpu4),
-		ratio(w.failover.Seconds(), o.failover.Seconds()), ratio(w.backDirect.Seconds(), o.backDirect.Seconds()),
-		ratio(float64(w.rssIdle), float64(o.rssIdle)), ratio(float64(w.rssL), float64(o.rssL)))
+	fmt.Printf("ratio %s: %s\n", name, strings.Join(parts, ", "))
 }
