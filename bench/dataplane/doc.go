@@ -11,7 +11,8 @@
 // their medians (the machine is shared: ratios between neighbours in time
 // are the figures to quote). With -profile it saves a
 // CPU profile of the sending weftd during the iperf3 run and prints its top
-// functions.
+// functions. With DATAPLANE_SLOW_LOGS=1 in the environment weftd runs with
+// --verbose=2 and a first pong slower than 1 s prints both daemons' logs.
 //
 //	go build -o /tmp/dataplane ./bench/dataplane && sudo /tmp/dataplane
 //

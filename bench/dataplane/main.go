@@ -163,7 +163,11 @@ func measureWeftd(tb *benchTB, lab *interop.Lab, ctl *control, o options, bin, p
 	p := &pair{name: "weftd"}
 	for i := range 2 {
 		n := lab.NewNode(fmt.Sprintf("%s%d", prefix, i+1), lab.Net)
-		d := interop.StartWeftd(tb, n, interop.WeftdConfig{Weftd: bin, Weft: o.weftBin, CAFile: lab.TLS.CAFile, Debug: "127.0.0.1:6060"})
+		cfg := interop.WeftdConfig{Weftd: bin, Weft: o.weftBin, CAFile: lab.TLS.CAFile, Debug: "127.0.0.1:6060"}
+		if os.Getenv("DATAPLANE_SLOW_LOGS") != "" {
+			cfg.Args = []string{"--verbose=2"}
+		}
+		d := interop.StartWeftd(tb, n, cfg)
 		p.side[i] = side{node: n, proc: d.Proc, cli: d.Weft, status: d.StatusJSON,
 			up: func() error { return d.Up(ctl.url, ctl.key) }}
 	}

@@ -101,6 +101,11 @@ func (p *pair) measure(o options, profile, profileRx string) (*results, error) {
 		return nil, fmt.Errorf("first pong: %w", err)
 	}
 	r.upToPong = time.Since(start)
+	if r.upToPong > time.Second && os.Getenv("DATAPLANE_SLOW_LOGS") != "" {
+		for _, s := range p.side {
+			fmt.Printf("--- %s %s log (first pong after %v):\n%s\n", p.name, s.node.Name, r.upToPong, s.proc.Tail(60))
+		}
+	}
 	if err := nettest.Poll(60*time.Second, func() error {
 		a.node.Ping(bIP)
 		ca, err := a.curAddr(bIP)
