@@ -137,10 +137,12 @@ func (k *kernelTUN) cleanup() {
 // groTUN is a kernel TUN with IFF_VNET_HDR whose Write coalesces TCP
 // without re-verifying checksums or copying (tcpgro.go). Batches holding
 // UDP go to wireguard-go's Write, which has UDP GRO when the kernel
-// supports it.
+// supports it. Read splits GSO packets with less CPU than wireguard-go's
+// (tunsplit.go).
 type groTUN struct {
 	tun.Device
 	rc syscall.RawConn
+	rd *vnetReader
 
 	mu sync.Mutex
 	// guarded by mu:
@@ -180,7 +182,7 @@ func newGROTUN(dev tun.Device) tun.Device {
 	if !vnet {
 		return dev
 	}
-	t := &groTUN{Device: dev, rc: rc}
+	t := &groTUN{Device: dev, rc: rc, rd: newVnetReader(nt.File())}
 	t.write = func(fd uintptr) bool {
 		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)))
 		if e == unix.EAGAIN {
