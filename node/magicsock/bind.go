@@ -147,6 +147,9 @@ func (c *Conn) sendToPeer(ep *endpoint, bufs [][]byte) error {
 	}
 	if !sent {
 		c.stats.sendNoPath.Add(1)
+		if !p.udp.IsValid() && p.region == 0 {
+			c.notePathlessSend(ep, bufs)
+		}
 		if err == nil {
 			err = errNoPath
 		}

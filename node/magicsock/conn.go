@@ -316,6 +316,7 @@ func (c *Conn) SetNetworkMap(nm *netmap.NetworkMap) {
 		c.setDERPMapLocked(nm.DERPMap)
 	}
 	seen := make(map[key.NodePublic]bool, len(nm.Peers))
+	now := c.clock.Now()
 	for _, n := range nm.Peers {
 		if n == nil || n.Key.IsZero() || n.Key == c.pubKey {
 			continue
@@ -327,6 +328,9 @@ func (c *Conn) SetNetworkMap(nm *netmap.NetworkMap) {
 			c.peers[n.Key] = ep
 		}
 		c.updateEndpointLocked(ep, n)
+		if init := ep.takePendingInitLocked(now); init != nil {
+			c.goLocked(func() { c.sendToPeer(ep, [][]byte{init}) })
+		}
 	}
 	for k, ep := range c.peers {
 		if !seen[k] {

@@ -71,6 +71,12 @@ type endpoint struct {
 	probeAt      time.Time // outstanding silence probe to best; zero: none
 	lastBestPing time.Time // last Ping to best (any purpose but discovery)
 	ticks        int       // heartbeat ticks since the session started
+	// pendingInit is a WireGuard handshake initiation that found no path
+	// (the peer joined so recently that the netmap has neither its home
+	// region nor an endpoint); it goes out as soon as one is known, rather
+	// than after wireguard-go's 5 s retry.
+	pendingInit   []byte
+	pendingInitAt time.Time
 
 	// lastHeard is when anything (WireGuard or disco) last arrived from
 	// the peer over UDP, in clock unix nanos. Atomic: the receive path
@@ -389,4 +395,50 @@ func addrPoints(ip netip.Addr) int {
 		p += 10
 	}
 	return p
+}
+
+// WireGuard handshake initiation: message type 1 and its fixed size.
+const (
+	wgHandshakeInitType = 1
+	wgHandshakeInitLen  = 148
+	// pendingInitMaxAge is wireguard-go's REKEY_TIMEOUT: an older
+	// initiation has been superseded by its retry.
+	pendingInitMaxAge = 5 * time.Second
+)
+
+func isHandshakeInit(b []byte) bool {
+	return len(b) == wgHandshakeInitLen && b[0] == wgHandshakeInitType && b[1] == 0 && b[2] == 0 && b[3] == 0
+}
+
+// notePathlessSend keeps the last handshake initiation among bufs, which
+// could go nowhere: sent once the peer has a path (SetNetworkMap).
+func (c *Conn) notePathlessSend(ep *endpoint, bufs [][]byte) {
+	for i := len(bufs) - 1; i >= 0; i-- {
+		if isHandshakeInit(bufs[i]) {
+			c.mu.Lock()
+			ep.pendingInit = append(ep.pendingInit[:0], bufs[i]...)
+			ep.pendingInitAt = c.clock.Now()
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// takePendingInitLocked returns the pending handshake initiation, if one
+// is fresh and the peer now has a path (a home region, or a direct path
+// discovery found through netmap endpoints alone), and forgets it.
+func (ep *endpoint) takePendingInitLocked(now time.Time) []byte {
+	if ep.pendingInit == nil {
+		return nil
+	}
+	if now.Sub(ep.pendingInitAt) >= pendingInitMaxAge {
+		ep.pendingInit = nil
+		return nil
+	}
+	if ep.homeRegion == 0 && !ep.best.addr.IsValid() {
+		return nil
+	}
+	init := ep.pendingInit
+	ep.pendingInit = nil
+	return init
 }
