@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -22,9 +23,26 @@ import (
 )
 
 func main() {
+	shareCPUs(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stderr, os.Getuid(), os.Getenv))
+}
+
+// shareCPUs runs Go code on half the CPUs (at least one) unless the
+// GOMAXPROCS environment variable says otherwise. weftd shares the machine
+// with the programs whose traffic it carries and with the kernel's network
+// stack; with a P per CPU, every hand-off between wireguard-go's pipeline
+// stages wakes an idle P whose thread spins on a CPU those need. Measured
+// on 2 CPUs (bench/dataplane, weftd pair + iperf3): one P gave 15–20%
+// more throughput, 17–25% less CPU per GB and half the ICMP RTT of two.
+// A machine that only routes (weftd is its one busy process) can set
+// GOMAXPROCS to its CPU count.
+func shareCPUs(getenv func(string) string) {
+	if getenv("GOMAXPROCS") != "" {
+		return
+	}
+	runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/2))
 }
 
 func version() string {
