@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 
@@ -10,12 +11,27 @@ import (
 )
 
 // TestForwardPathAllocs checks that relaying a packet (client Send, server
-// read/route/queue/write, client Recv) does not allocate in steady state.
+// read/route/queue/write, client Recv) does not allocate in steady state,
+// written inline by the sender's reader or by the destination's writer.
 func TestForwardPathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race")
 	}
-	ts := newServer(t, relay.Options{})
+	for _, inline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			ts := newServer(t, relay.Options{})
+			if !inline {
+				relay.DisableInlineWrites(ts.Server)
+			}
+			forwardPathAllocs(t, ts)
+			if got := ts.Stats().InlineWrites > 0; got != inline {
+				t.Fatalf("inline writes happened: %v, want %v", got, inline)
+			}
+		})
+	}
+}
+
+func forwardPathAllocs(t *testing.T, ts *testServer) {
 	a, _ := dial(t, ts.url, derpclient.Options{})
 	b, _ := dial(t, ts.url, derpclient.Options{})
 	pkt := make([]byte, 1200)

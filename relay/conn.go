@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -28,12 +29,15 @@ const (
 	maxRouteCacheSize = 4096
 )
 
-// conn is one client connection. The reader goroutine (run) owns the
-// fields marked "reader"; the writer goroutine (writeLoop) owns bw.
+// conn is one client connection. The reader goroutine (readLoop) owns the
+// fields marked "reader"; whoever holds the socket token (q.writing: the
+// writer goroutine or a sender's reader writing inline) owns the fields
+// marked "writer" and writes to nc.
 type conn struct {
 	s        *Server
 	nc       net.Conn
 	br       *bufio.Reader
+	rm       *readMeter // under br; nil for WebSocket
 	key      key.NodePublic
 	info     derp.ClientInfo
 	remote   netip.AddrPort
@@ -50,7 +54,8 @@ type conn struct {
 	isDup     atomic.Bool // key has several connections
 	preferred atomic.Bool // client sent NotePreferred(1)
 
-	q sendQueue
+	q   sendQueue
+	raw syscall.RawConn // nc's socket for inline writes; nil unless plain TCP
 
 	// Reader-owned:
 	routes      map[key.NodePublic]route
@@ -58,11 +63,14 @@ type conn struct {
 	waitTimer   *time.Timer
 	peerGoneLim *rate.Limiter
 	recvLim     *rate.Limiter // nil when not rate limited
-	// wakes are destination queues given packets whose writers have not
-	// been woken yet: while more whole frames sit in the read buffer the
+	// wakes are destinations given packets whose writers have not been
+	// woken yet: while more whole frames sit in the read buffer the
 	// reader keeps going and wakes each writer once for the lot, instead
-	// of a goroutine wake-up (often a thread wake-up) per packet.
-	wakes []*sendQueue
+	// of a goroutine wake-up (often a thread wake-up) per packet; or
+	// writes the lot itself (wakeOrWrite).
+	wakes []*conn
+	inl   batch     // wakeOrWrite's batch
+	tw    tryWriter // wakeOrWrite's socket writer
 
 	// Writer-owned:
 	wroteRestart, restartSignaled bool
@@ -94,7 +102,7 @@ func (c *conn) presentFlags() derp.PeerPresentFlags {
 
 // accept runs the DERP session on an upgraded connection until it ends.
 // br holds any bytes the client sent after its HTTP request (fast start).
-func (s *Server) accept(ctx context.Context, nc net.Conn, br *bufio.Reader, remote netip.AddrPort, notIdeal bool) error {
+func (s *Server) accept(ctx context.Context, nc net.Conn, br *bufio.Reader, rm *readMeter, remote netip.AddrPort, notIdeal bool) error {
 	defer nc.Close()
 	stop := context.AfterFunc(ctx, func() { nc.Close() }) // Close must not wait out a slow handshake
 	defer stop()
@@ -128,7 +136,7 @@ func (s *Server) accept(ctx context.Context, nc net.Conn, br *bufio.Reader, remo
 
 	cctx, cancel := context.WithCancel(ctx)
 	c := &conn{
-		s: s, nc: nc, br: br, key: ck, info: info, remote: remote,
+		s: s, nc: nc, br: br, rm: rm, key: ck, info: info, remote: remote,
 		canMesh: canMesh, notIdeal: notIdeal, num: s.connNum.Add(1),
 		ctx: cctx, cancel: cancel, done: make(chan struct{}),
 		q:           newSendQueue(s.opts.QueueDepth, s.opts.DiscoQueueDepth, s.opts.QueueBytes),
@@ -137,6 +145,9 @@ func (s *Server) accept(ctx context.Context, nc net.Conn, br *bufio.Reader, remo
 		waitTimer:   time.NewTimer(time.Hour),
 	}
 	c.waitTimer.Stop()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn()
+	}
 	c.log = s.log.With("client", ck.ShortString(), "remote", remote.String())
 	if s.opts.RateLimitBytesPerSec > 0 && !canMesh {
 		c.recvLim = rate.NewLimiter(rate.Limit(s.opts.RateLimitBytesPerSec), s.opts.RateLimitBurst)
@@ -244,18 +255,20 @@ func (c *conn) frameBuffered() bool {
 	return n-derp.FrameHeaderLen >= int(binary.BigEndian.Uint32(h[1:]))
 }
 
-// deferWake notes that q got a packet; its writer is woken by flushWakes.
-func (c *conn) deferWake(q *sendQueue) {
-	if n := len(c.wakes); n > 0 && c.wakes[n-1] == q {
+// deferWake notes that d's queue got a packet; its writer is woken (or
+// the packets written inline) by flushWakes.
+func (c *conn) deferWake(d *conn) {
+	if n := len(c.wakes); n > 0 && c.wakes[n-1] == d {
 		return
 	}
-	c.wakes = append(c.wakes, q)
+	c.wakes = append(c.wakes, d)
 }
 
-// flushWakes wakes the writers of every queue noted by deferWake.
+// flushWakes writes out or wakes the writers of every destination noted
+// by deferWake.
 func (c *conn) flushWakes() {
-	for i, q := range c.wakes {
-		q.signal()
+	for i, d := range c.wakes {
+		c.wakeOrWrite(d)
 		c.wakes[i] = nil
 	}
 	c.wakes = c.wakes[:0]
@@ -399,7 +412,7 @@ func (c *conn) deliver(dst *conn, pk *packet) {
 		switch q.tryPushLocked(pk) {
 		case pushed:
 			q.mu.Unlock()
-			c.deferWake(q)
+			c.deferWake(dst)
 			return
 		case pushClosed:
 			q.mu.Unlock()

@@ -70,10 +70,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A large reader in front of http's 4 KiB one: reads of a whole packet
 	// bypass both buffers, small frames are batched.
-	br := bufio.NewReaderSize(brw.Reader, readBufferSize)
+	rm := &readMeter{r: brw.Reader}
+	br := bufio.NewReaderSize(rm, readBufferSize)
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	if err := s.accept(ctx, nc, br, remote, notIdeal); err != nil {
+	if err := s.accept(ctx, nc, br, rm, remote, notIdeal); err != nil {
 		s.log.Info("derp: connection ended", "remote", r.RemoteAddr, "err", err)
 	}
 }
@@ -107,7 +108,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, remote n
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
-	if err := s.accept(ctx, nc, bufio.NewReaderSize(nc, readBufferSize), remote, notIdeal); err != nil {
+	if err := s.accept(ctx, nc, bufio.NewReaderSize(nc, readBufferSize), nil, remote, notIdeal); err != nil {
 		s.log.Info("derp: websocket connection ended", "remote", r.RemoteAddr, "err", err)
 	}
 }

@@ -33,6 +33,7 @@ type counters struct {
 	forwardedIn, forwardedOut    atomic.Uint64
 	backpressureWaits, pings     atomic.Uint64
 	peerGoneFrames, stunRequests atomic.Uint64
+	inlineWrites, inlineHandoffs atomic.Uint64
 	drops                        [numDropReasons]atomic.Uint64
 	homeConns, meshConns         atomic.Int64
 }
@@ -46,8 +47,12 @@ type Stats struct {
 	PacketsSent, BytesSent                uint64
 	PacketsForwardedIn, PacketsForwardOut uint64
 	BackpressureWaits                     uint64
-	Dropped                               map[string]uint64
-	Clients, HomeClients, MeshPeers       int
+	// InlineWrites counts batches a sender's reader wrote to the
+	// destination socket itself; InlineHandoffs those of them the socket
+	// did not take whole, finished by the destination's writer.
+	InlineWrites, InlineHandoffs    uint64
+	Dropped                         map[string]uint64
+	Clients, HomeClients, MeshPeers int
 }
 
 // Stats returns a snapshot of the counters.
@@ -58,6 +63,8 @@ func (s *Server) Stats() Stats {
 		PacketsSent: s.m.packetsSent.Load(), BytesSent: s.m.bytesSent.Load(),
 		PacketsForwardedIn: s.m.forwardedIn.Load(), PacketsForwardOut: s.m.forwardedOut.Load(),
 		BackpressureWaits: s.m.backpressureWaits.Load(),
+		InlineWrites:      s.m.inlineWrites.Load(),
+		InlineHandoffs:    s.m.inlineHandoffs.Load(),
 		Dropped:           map[string]uint64{},
 		HomeClients:       int(s.m.homeConns.Load()),
 		MeshPeers:         int(s.m.meshConns.Load()),
@@ -91,12 +98,15 @@ var (
 	descPings   = prometheus.NewDesc("derp_pings_total", "Ping frames received.", nil, nil)
 	descGone    = prometheus.NewDesc("derp_peer_gone_frames_total", "PeerGone frames sent.", nil, nil)
 	descSTUN    = prometheus.NewDesc("stun_requests_total", "STUN binding requests answered.", nil, nil)
+	descInline  = prometheus.NewDesc("derp_inline_writes_total", "Packet batches a sender's reader wrote to the destination socket itself.", nil, nil)
+	descHandoff = prometheus.NewDesc("derp_inline_handoffs_total", "Inline writes the destination socket did not take whole (finished by its writer).", nil, nil)
 	descDrops   = prometheus.NewDesc("derp_packets_dropped_total", "Dropped packets by reason.", []string{"reason"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descHome, descMesh, descAccepts, descReject, descPktIn,
-		descBytesIn, descPktOut, descByteOut, descFwdIn, descFwdOut, descBP, descPings, descGone, descSTUN, descDrops} {
+		descBytesIn, descPktOut, descByteOut, descFwdIn, descFwdOut, descBP, descPings, descGone, descSTUN, descDrops,
+		descInline, descHandoff} {
 		ch <- d
 	}
 }
@@ -125,6 +135,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	count(descPings, m.pings.Load())
 	count(descGone, m.peerGoneFrames.Load())
 	count(descSTUN, m.stunRequests.Load())
+	count(descInline, m.inlineWrites.Load())
+	count(descHandoff, m.inlineHandoffs.Load())
 	for i := range m.drops {
 		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(m.drops[i].Load()), dropReasonNames[i])
 	}

@@ -210,9 +210,21 @@ func TestCloseSendsRestarting(t *testing.T) {
 }
 
 // TestSingleFlowNoDrops pushes one fast flow through a receiver that reads
-// slower than the sender writes: back-pressure must deliver every packet.
+// slower than the sender writes: back-pressure must deliver every packet,
+// with inline writes and with every batch through the writer goroutine.
 func TestSingleFlowNoDrops(t *testing.T) {
-	ts := newServer(t, relay.Options{QueueDepth: 32})
+	for _, inline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			ts := newServer(t, relay.Options{QueueDepth: 32})
+			if !inline {
+				relay.DisableInlineWrites(ts.Server)
+			}
+			singleFlowNoDrops(t, ts)
+		})
+	}
+}
+
+func singleFlowNoDrops(t *testing.T, ts *testServer) {
 	a, _ := dial(t, ts.url, derpclient.Options{})
 	b, _ := dial(t, ts.url, derpclient.Options{})
 	const n = 20000

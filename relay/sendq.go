@@ -94,6 +94,13 @@ type sendQueue struct {
 	space      chan struct{} // closed by the writer when it takes packets; nil when nobody waits
 	closed     bool
 	restartSet bool
+	// writing is the socket token: set while one goroutine (the writer,
+	// or a sender's reader writing inline) writes to the connection.
+	writing bool
+	// pending are bytes an inline write left unwritten because the socket
+	// was full; the token holder handed them, and the token, to the
+	// writer goroutine, which writes them before anything else.
+	pending []byte
 }
 
 func newSendQueue(depth, discoDepth, maxBytes int) sendQueue {
@@ -218,9 +225,19 @@ func (b *batch) empty() bool {
 
 // take moves everything queued into b and wakes senders waiting for room.
 func (q *sendQueue) take(b *batch) {
-	b.ctrl, b.disco, b.pkts, b.hasPong = b.ctrl[:0], b.disco[:0], b.pkts[:0], false
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.takeLocked(b)
+}
+
+// hasWorkLocked reports whether anything is queued.
+func (q *sendQueue) hasWorkLocked() bool {
+	return q.n > 0 || q.dn > 0 || len(q.ctrl) > 0 || q.hasPong
+}
+
+// takeLocked is take with q.mu held.
+func (q *sendQueue) takeLocked(b *batch) {
+	b.ctrl, b.disco, b.pkts, b.hasPong = b.ctrl[:0], b.disco[:0], b.pkts[:0], false
 	// Swap control slices so neither side allocates in steady state.
 	b.ctrl, q.ctrl = q.ctrl, b.ctrl
 	for ; q.dn > 0; q.dn-- {

@@ -146,6 +146,9 @@ type Server struct {
 	pool    pktPool
 	metaState
 	writers sync.Pool // *bufio.Writer borrowed by writers while they have work
+	// noInline turns inline writes off (tests): every batch goes through
+	// the destination's writer goroutine.
+	noInline bool
 
 	mu sync.Mutex
 	// Guarded by mu:

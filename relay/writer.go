@@ -14,11 +14,13 @@ func (c *conn) keepAliveJitter() time.Duration {
 	return time.Duration(int(k[0])<<8|int(k[1])) * 5 * time.Second / 65536
 }
 
-// writeLoop is the connection's only writer. Each round it takes
-// everything queued, writes it into one buffered writer and flushes once
-// when the queue is empty, so a burst of packets costs few syscalls (and,
-// under TLS, few records). The write buffer is borrowed from a pool only
-// while there is something to write, bounding memory of idle connections.
+// writeLoop is the connection's writer goroutine (senders' readers may
+// also write packets inline while it is idle, see inline.go). Each round
+// it takes everything queued, writes it into one buffered writer and
+// flushes once when the queue is empty, so a burst of packets costs few
+// syscalls (and, under TLS, few records). The write buffer is borrowed
+// from a pool only while there is something to write, bounding memory of
+// idle connections.
 func (c *conn) writeLoop() error {
 	ka := time.NewTimer(derp.KeepAliveInterval + c.keepAliveJitter())
 	defer ka.Stop()
@@ -37,12 +39,20 @@ func (c *conn) writeLoop() error {
 		case <-c.ctx.Done():
 			return nil
 		}
-		bw := c.s.getWriter(c.nc)
-		err := c.writeRounds(bw, &b, timeout)
-		if err == nil {
-			err = bw.Flush()
+		pending, ok := c.acquireSocket()
+		if !ok {
+			continue // a sender's reader is writing inline; it wakes us when done
 		}
-		c.s.putWriter(bw)
+		err := c.writePending(pending, timeout)
+		if err == nil {
+			bw := c.s.getWriter(c.nc)
+			err = c.writeRounds(bw, &b, timeout)
+			if err == nil {
+				err = bw.Flush()
+			}
+			c.s.putWriter(bw)
+		}
+		c.releaseSocket()
 		if err != nil {
 			c.s.release(&b)
 			return err

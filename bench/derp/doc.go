@@ -9,6 +9,14 @@
 //	go run ./bench/derp                                   # all scenarios, as root
 //	go run ./bench/derp -scenarios pps,idle               # no root needed
 //	go run ./bench/derp -scenarios relayed -runs 3 -cpuprofile /tmp/weft-derp.prof
+//	go run ./bench/derp -scenarios relayed -runs 3 -weft-derp-base /tmp/weft-derp-old
+//	go run ./bench/derp -scenarios relayed -relays weft-derp,gmp1 -variant gmp1=GOMAXPROCS=1
+//
+// -weft-derp-base adds a second weft-derp binary (say, built from an older
+// commit in a git worktree) to every scenario, for an A/B comparison in the
+// same run; -variant NAME=ENV=VAL;... adds a relayed contender that runs
+// the weft-derp binary with extra environment; -relays picks and orders
+// the relayed contenders.
 //
 // Scenarios:
 //
@@ -25,5 +33,12 @@
 //     one stream, through it. Reported: Gbit/s, inner TCP retransmits and
 //     RTT, drops on the relay's destination queues, drops in the sending
 //     client's own DERP write queue, and relay and client CPU time. Each
-//     run builds a fresh lab; -runs alternates relays and reports medians.
+//     run builds a fresh lab; -runs alternates relays and reports medians
+//     and per-run ratios. Each run also prints diagnostics: idle ICMP RTT
+//     through the tunnel before iperf3 (sparse-traffic latency), the
+//     average TSO/GSO burst the sender's kernel handed to tailscale0 (in
+//     MTU-sized packets), the relay's read/write syscalls and context
+//     switches, and "others": machine CPU time not used by the relay or
+//     the two tailscaled (iperf3, and noise from anything else running;
+//     runs with seconds of it were disturbed).
 package main

@@ -29,6 +29,8 @@ func main() {
 	var (
 		derperBin = flag.String("derper", "", "official derper v1.102.5 binary (default: the interop cache, installed if missing)")
 		weftBin   = flag.String("weft-derp", "", "weft-derp binary (default: go build ./cmd/weft-derp)")
+		baseBin   = flag.String("weft-derp-base", "", "a second weft-derp binary (e.g. built from an older commit), run as \"weft-derp-base\" in the relayed scenario for an A/B comparison in the same run")
+		relayList = flag.String("relays", "", "comma-separated relays of the relayed scenario: derper, weft-derp, weft-derp-base (default: derper,weft-derp and weft-derp-base when -weft-derp-base is set)")
 		scenarios = flag.String("scenarios", "pps,idle,relayed", "comma-separated: pps (in-process clients), idle (RSS), relayed (official clients + iperf3, root)")
 		clients   = flag.Int("clients", 1000, "clients in the pps mesh scenario")
 		size      = flag.Int("size", 1200, "packet payload bytes")
@@ -38,8 +40,25 @@ func main() {
 		runs      = flag.Int("runs", 1, "relayed runs per relay (alternating), medians reported")
 		profile   = flag.String("cpuprofile", "", "write a CPU profile of weft-derp during its (last) relayed run here")
 	)
+	var variants []string
+	flag.Func("variant", "extra relayed contender NAME=ENV=VAL;ENV=VAL...: the weft-derp binary with that environment (repeatable; add NAME to -relays)", func(v string) error {
+		variants = append(variants, v)
+		return nil
+	})
 	flag.Parse()
-	b := &bench{clients: *clients, size: *size, duration: *duration, idle: *idle, iperfTime: *iperfTime, runs: *runs, profile: *profile}
+	b := &bench{clients: *clients, size: *size, duration: *duration, idle: *idle, iperfTime: *iperfTime, runs: *runs, profile: *profile, baseBin: *baseBin, variants: map[string][]string{}}
+	for _, v := range variants {
+		name, env, _ := strings.Cut(v, "=")
+		b.variants[name] = strings.Split(env, ";")
+	}
+	if *relayList != "" {
+		b.relayed = strings.Split(*relayList, ",")
+	} else {
+		b.relayed = []string{"derper", "weft-derp"}
+		if *baseBin != "" {
+			b.relayed = append(b.relayed, "weft-derp-base")
+		}
+	}
 	if err := b.run(*derperBin, *weftBin, strings.Split(*scenarios, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -52,6 +71,9 @@ type bench struct {
 	duration, iperfTime       time.Duration
 	profile                   string
 	dir                       string
+	baseBin                   string   // -weft-derp-base
+	relayed                   []string // relay labels of the relayed scenario
+	variants                  map[string][]string
 }
 
 func (b *bench) run(derperBin, weftBin string, scenarios []string) error {
@@ -81,6 +103,9 @@ func (b *bench) run(derperBin, weftBin string, scenarios []string) error {
 		return err
 	}
 	relays := []struct{ name, bin string }{{"derper", derperBin}, {"weft-derp", weftBin}}
+	if b.baseBin != "" {
+		relays = append(relays, struct{ name, bin string }{"weft-derp-base", b.baseBin})
+	}
 	for _, sc := range scenarios {
 		switch sc {
 		case "pps":
@@ -88,7 +113,7 @@ func (b *bench) run(derperBin, weftBin string, scenarios []string) error {
 		case "idle":
 			err = b.idleRSS(relays)
 		case "relayed":
-			err = b.relayed(relayedRig{ts: ts, weftDERP: weftBin, weftControl: weftControl, duration: b.iperfTime, profile: b.profile})
+			err = b.relayedRuns(relayedRig{ts: ts, weftControl: weftControl, duration: b.iperfTime, profile: b.profile}, derperBin, weftBin)
 		default:
 			err = fmt.Errorf("unknown scenario %q (want pps, idle, relayed)", sc)
 		}
@@ -127,12 +152,15 @@ func (b *bench) pps(relays []struct{ name, bin string }) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
-		fmt.Printf("%-9s single flow: %10.0f pkt/s (%5.2f%% lost)   %d clients: %10.0f pkt/s (%5.2f%% lost)\n",
+		fmt.Printf("%-14s single flow: %10.0f pkt/s (%5.2f%% lost)   %d clients: %10.0f pkt/s (%5.2f%% lost)\n",
 			r.name, results[r.name].single.pps, results[r.name].single.lost*100, b.clients,
 			results[r.name].mesh.pps, results[r.name].mesh.lost*100)
 	}
 	o, w := results["derper"], results["weft-derp"]
 	fmt.Printf("ratio weft/derper: single flow %.2fx, %d clients %.2fx\n", w.single.pps/o.single.pps, b.clients, w.mesh.pps/o.mesh.pps)
+	if base, ok := results["weft-derp-base"]; ok {
+		fmt.Printf("ratio weft/weft-derp-base: single flow %.2fx, %d clients %.2fx\n", w.single.pps/base.single.pps, b.clients, w.mesh.pps/base.mesh.pps)
+	}
 	return nil
 }
 
@@ -150,42 +178,78 @@ func (b *bench) idleRSS(relays []struct{ name, bin string }) error {
 			return fmt.Errorf("%s idle: %w", r.name, err)
 		}
 		per[r.name] = kib
-		fmt.Printf("%-9s %d idle connections: RSS %7.1f MiB (%5.1f KiB per connection)\n", r.name, b.idle, total, kib)
+		fmt.Printf("%-14s %d idle connections: RSS %7.1f MiB (%5.1f KiB per connection)\n", r.name, b.idle, total, kib)
 	}
 	fmt.Printf("ratio weft/derper: memory per idle connection %.2fx\n", per["weft-derp"]/per["derper"])
 	return nil
 }
 
-// relayed runs iperf3 between official clients through each relay,
-// alternating relays when runs > 1, and reports medians.
-func (b *bench) relayed(rig relayedRig) error {
-	kinds := []interop.RelayKind{interop.OfficialDERP, interop.WeftDERP}
-	res := map[interop.RelayKind][]relayedResult{}
+// relayedRuns runs iperf3 between official clients through each relay of
+// b.relayed, alternating relays when runs > 1, and reports medians and the
+// ratios to derper (and of weft-derp to weft-derp-base when both ran).
+func (b *bench) relayedRuns(rig relayedRig, derperBin, weftBin string) error {
+	var cs []contender
+	for _, l := range b.relayed {
+		switch l {
+		case "derper":
+			cs = append(cs, contender{label: l, kind: interop.OfficialDERP, bin: derperBin})
+		case "weft-derp":
+			cs = append(cs, contender{label: l, kind: interop.WeftDERP, bin: weftBin, profile: true})
+		case "weft-derp-base":
+			if b.baseBin == "" {
+				return fmt.Errorf("-relays weft-derp-base needs -weft-derp-base")
+			}
+			cs = append(cs, contender{label: l, kind: interop.WeftDERP, bin: b.baseBin})
+		default:
+			env, ok := b.variants[l]
+			if !ok {
+				return fmt.Errorf("unknown relay %q (want derper, weft-derp, weft-derp-base or a -variant)", l)
+			}
+			cs = append(cs, contender{label: l, kind: interop.WeftDERP, bin: weftBin, env: env})
+		}
+	}
+	res := map[string][]relayedResult{}
 	for i := range b.runs {
-		for _, k := range kinds {
+		for _, c := range cs {
 			r := rig
-			if i < b.runs-1 {
+			if i < b.runs-1 || !c.profile {
 				r.profile = ""
 			}
 			var got relayedResult
-			err := runScenario(fmt.Sprintf("relayed-%s-%d", k, i+1), func(tb testing.TB) { got = runRelayed(tb, r, k) })
+			err := runScenario(fmt.Sprintf("relayed-%s-%d", c.label, i+1), func(tb testing.TB) { got = runRelayed(tb, r, c) })
 			if err != nil {
 				return err
 			}
-			fmt.Printf("  run %d %-9s %6.3f Gbit/s  %6d retransmits  rtt %v  relay queue drops %s (backpressure waits %s)  client DERP queue drops %.0f  CPU relay %v, tailscaled x2 %v\n",
-				i+1, k, got.gbps, got.retransmits, got.meanRTT, dropsString(got.queueDrops), dropsString(got.bpWaits), got.clientDrops,
-				got.relayCPU.Round(10*time.Millisecond), got.clientCPU.Round(10*time.Millisecond))
-			res[k] = append(res[k], got)
+			fmt.Printf("  run %d %-14s %6.3f Gbit/s  %6d retransmits  rtt %v (idle ping %v avg, %v min)  relay queue drops %s (backpressure waits %s)  client DERP queue drops %.0f (TUN bursts %.1f pkts)  CPU relay %v, tailscaled x2 %v, others %v; relay %v, %.0f context switches\n",
+				i+1, c.label, got.gbps, got.retransmits, got.meanRTT, got.idleRTT.Round(time.Microsecond), got.idleRTTMin.Round(time.Microsecond), dropsString(got.queueDrops), dropsString(got.bpWaits), got.clientDrops, got.tunSegs,
+				got.relayCPU.Round(10*time.Millisecond), got.clientCPU.Round(10*time.Millisecond),
+				(got.machineBusy - got.relayCPU - got.clientCPU).Round(10*time.Millisecond), got.relayIO, got.relayCS)
+			res[c.label] = append(res[c.label], got)
 		}
 	}
-	med := map[interop.RelayKind]relayedResult{}
-	for _, k := range kinds {
-		med[k] = medianResult(res[k])
-		m := med[k]
-		fmt.Printf("%-9s official tailscaled x2, UDP blocked, iperf3 TCP 1 stream %v: %6.3f Gbit/s  %6d retransmits  queue drops %s  relay CPU %.2f s/Gbit\n",
-			k, b.iperfTime, m.gbps, m.retransmits, dropsString(m.queueDrops), m.relayCPU.Seconds()/(m.gbps*b.iperfTime.Seconds()))
+	med := map[string]relayedResult{}
+	for _, c := range cs {
+		med[c.label] = medianResult(res[c.label])
+		m := med[c.label]
+		fmt.Printf("%-14s official tailscaled x2, UDP blocked, iperf3 TCP 1 stream %v: %6.3f Gbit/s  %6d retransmits  queue drops %s  relay CPU %.2f s/Gbit  idle ping %v\n",
+			c.label, b.iperfTime, m.gbps, m.retransmits, dropsString(m.queueDrops), m.relayCPU.Seconds()/(m.gbps*b.iperfTime.Seconds()),
+			medianIdleRTT(res[c.label]).Round(time.Microsecond))
 	}
-	fmt.Printf("ratio weft/derper: relayed TCP throughput %.2fx\n", med[interop.WeftDERP].gbps/med[interop.OfficialDERP].gbps)
+	ratio := func(a, b string) {
+		ra, rb := res[a], res[b]
+		if len(ra) == 0 || len(rb) == 0 {
+			return
+		}
+		var per []string
+		for i := range min(len(ra), len(rb)) {
+			per = append(per, fmt.Sprintf("%.2f", ra[i].gbps/rb[i].gbps))
+		}
+		fmt.Printf("ratio %s/%s: relayed TCP throughput %.2fx (median of each); per run %s\n",
+			a, b, med[a].gbps/med[b].gbps, strings.Join(per, " "))
+	}
+	ratio("weft-derp", "derper")
+	ratio("weft-derp-base", "derper")
+	ratio("weft-derp", "weft-derp-base")
 	return nil
 }
 
@@ -194,6 +258,16 @@ func dropsString(d float64) string {
 		return "n/a"
 	}
 	return strconv.FormatFloat(d, 'f', 0, 64)
+}
+
+// medianIdleRTT is the median of the runs' idle ping averages.
+func medianIdleRTT(rs []relayedResult) time.Duration {
+	var d []time.Duration
+	for _, r := range rs {
+		d = append(d, r.idleRTT)
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
 }
 
 // medianResult takes the run with the median throughput.

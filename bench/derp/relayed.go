@@ -31,35 +31,56 @@ type relayedResult struct {
 	clientDrops float64
 	meanRTT     time.Duration // inner TCP's smoothed RTT, iperf3 sender mean
 	bpWaits     float64       // weft-derp: senders that waited for room; -1 n/a
+	relayIO     procIO        // the relay's syscalls during the run
+	relayCS     float64       // the relay's context switches (all threads)
+	// idleRTT is ICMP ping through the tunnel (hence the relay) before the
+	// iperf3 run: sparse-traffic latency, average and minimum.
+	idleRTT, idleRTTMin time.Duration
+	// tunSegs is the average number of MTU-sized packets per packet the
+	// sender's kernel handed to its TUN device (TSO/GSO bursts): bursts
+	// above the sending tailscaled's 32-packet DERP queue lose their excess.
+	tunSegs float64
+	// machineBusy is the CPU time all processes used during the run; what
+	// the relay and tailscaled did not use went to iperf3, softirq threads
+	// and anything else running on the machine (noise).
+	machineBusy time.Duration
 }
 
 // relayedRig is what every relayed run needs, built once.
 type relayedRig struct {
 	ts          interop.TSBins
-	weftDERP    string
 	weftControl string
 	duration    time.Duration
 	// profile, if set, receives a CPU profile of weft-derp during the run.
 	profile string
 }
 
+// contender is one relay of the relayed scenario.
+type contender struct {
+	label   string // "derper", "weft-derp", "weft-derp-base"
+	kind    interop.RelayKind
+	bin     string
+	profile bool     // -cpuprofile applies to it
+	env     []string // extra environment
+}
+
 // runRelayed builds a lab (official tailscaled ×2 in TUN mode with UDP
-// between them blocked, weft-control as control server, one relay of kind
-// as the only DERP region) and runs iperf3 TCP single stream from ts1 to
-// ts2 through it.
-func runRelayed(tb testing.TB, rig relayedRig, kind interop.RelayKind) relayedResult {
+// between them blocked, weft-control as control server, relay c as the
+// only DERP region) and runs iperf3 TCP single stream from ts1 to ts2
+// through it.
+func runRelayed(tb testing.TB, rig relayedRig, c contender) relayedResult {
+	kind := c.kind
 	lab := interop.NewLab(tb, interop.LabConfig{Nodes: 2, NoDerper: true, Tailscaled: interop.TailscaledConfig{DERPOverHTTP: true}})
 	a, b := lab.Nodes[0], lab.Nodes[1]
 	a.Node.BlockUDP(b.Node.Addr)
 	b.Node.BlockUDP(a.Node.Addr)
 	relayNode := lab.NewNode("relay", lab.Net)
-	cfg := interop.RelayConfig{Bin: rig.weftDERP}
+	cfg := interop.RelayConfig{Bin: c.bin, Env: c.env}
 	if kind == interop.OfficialDERP {
-		cfg.Bin = rig.ts.Derper
 		// derper serves /debug/varz (its drop counters) to this address only.
 		cfg.Env = []string{"TS_ALLOW_DEBUG_IP=" + relayNode.Addr.String()}
 	}
-	profiling := rig.profile != "" && kind == interop.WeftDERP
+	profiling := rig.profile != "" && c.profile
 	if profiling {
 		cfg.Args = []string{"-debug-listen", "127.0.0.1:6060"}
 	}
@@ -100,11 +121,17 @@ func runRelayed(tb testing.TB, rig relayedRig, kind interop.RelayKind) relayedRe
 	b.Node.Start(nettest.Cmd{Name: "iperf3-server", Args: []string{"iperf3", "-s", "-B", bIP.String()}})
 	nettest.WaitFor(tb, 10*time.Second, func() error { return tcpListening(b.Node, 5201) })
 
+	idleAvg, idleMin := pingRTT(tb, a.Node, bIP.String())
+
 	drops0 := queueDrops(relay)
 	bp0, _ := relay.Metric("derp_backpressure_waits_total")
 	cpu0 := procCPU(relay.Proc.Pid())
+	io0 := readProcIO(relay.Proc.Pid())
+	cs0 := ctxSwitches(relay.Proc.Pid())
+	busy0 := machineBusy()
 	ccpu0 := procCPU(a.Proc.Pid()) + procCPU(b.Proc.Pid())
 	cdrops0 := clientDERPDrops(a)
+	tun0 := tunTX(a.Node)
 	ctx, cancel := context.WithTimeout(context.Background(), rig.duration+60*time.Second)
 	defer cancel()
 	secs := strconv.Itoa(int(rig.duration / time.Second))
@@ -123,9 +150,15 @@ func runRelayed(tb testing.TB, rig relayedRig, kind interop.RelayKind) relayedRe
 	}
 	res := relayedResult{
 		relayCPU:    procCPU(relay.Proc.Pid()) - cpu0,
+		relayIO:     readProcIO(relay.Proc.Pid()).sub(io0),
+		relayCS:     ctxSwitches(relay.Proc.Pid()) - cs0,
+		machineBusy: machineBusy() - busy0,
 		clientCPU:   procCPU(a.Proc.Pid()) + procCPU(b.Proc.Pid()) - ccpu0,
 		clientDrops: clientDERPDrops(a) - cdrops0,
+		tunSegs:     tunTX(a.Node).segs(tun0),
 		queueDrops:  -1,
+		idleRTT:     idleAvg,
+		idleRTTMin:  idleMin,
 	}
 	if d0, d1 := drops0, queueDrops(relay); d0 >= 0 && d1 >= 0 {
 		res.queueDrops = d1 - d0
@@ -289,4 +322,141 @@ func clientDERPDrops(d *interop.Tailscaled) float64 {
 		}
 	}
 	return sum
+}
+
+// procIO is a process's read/write syscall counts and bytes
+// (/proc/PID/io), all threads included.
+type procIO struct{ syscr, syscw, rchar, wchar float64 }
+
+func readProcIO(pid int) procIO {
+	var p procIO
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return p
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		switch name {
+		case "syscr":
+			p.syscr = f
+		case "syscw":
+			p.syscw = f
+		case "rchar":
+			p.rchar = f
+		case "wchar":
+			p.wchar = f
+		}
+	}
+	return p
+}
+
+func (p procIO) sub(q procIO) procIO {
+	return procIO{p.syscr - q.syscr, p.syscw - q.syscw, p.rchar - q.rchar, p.wchar - q.wchar}
+}
+
+// String is "reads N (B bytes avg), writes N (B avg)".
+func (p procIO) String() string {
+	avg := func(b, n float64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return b / n
+	}
+	return fmt.Sprintf("reads %.0f (%.0f B avg), writes %.0f (%.0f B avg)", p.syscr, avg(p.rchar, p.syscr), p.syscw, avg(p.wchar, p.syscw))
+}
+
+// ctxSwitches sums the voluntary and involuntary context switches of every
+// thread of pid.
+func ctxSwitches(pid int) float64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var sum float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(name, "ctxt_switches") {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				sum += f
+			}
+		}
+	}
+	return sum
+}
+
+// machineBusy is the machine's non-idle CPU time so far (/proc/stat).
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i != 3 && i != 4 && i < 8 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
+}
+
+// pingRTT pings dst from node 50 times, 20 ms apart, and returns the
+// average and minimum round-trip time.
+func pingRTT(tb testing.TB, node *nettest.Node, dst string) (avg, minRTT time.Duration) {
+	out, err := node.Exec("ping", "-q", "-c", "50", "-i", "0.02", dst)
+	if err != nil {
+		tb.Fatalf("ping %s: %v\n%s", dst, err, out)
+	}
+	// rtt min/avg/max/mdev = 0.321/0.456/0.789/0.100 ms
+	_, stats, ok := strings.Cut(out, "min/avg/max/mdev = ")
+	f := strings.Split(strings.Fields(stats + " ")[0], "/")
+	if !ok || len(f) < 2 {
+		tb.Fatalf("ping %s: no rtt line in\n%s", dst, out)
+	}
+	ms := func(s string) time.Duration {
+		v, _ := strconv.ParseFloat(s, 64)
+		return time.Duration(v * float64(time.Millisecond))
+	}
+	return ms(f[1]), ms(f[0])
+}
+
+// tunStats is what the kernel sent into tailscale0 (read by tailscaled).
+type tunStats struct{ bytes, packets float64 }
+
+func tunTX(node *nettest.Node) tunStats {
+	out, err := node.Output("ip", "-s", "-j", "link", "show", "dev", "tailscale0")
+	if err != nil {
+		return tunStats{}
+	}
+	var links []struct {
+		MTU   float64 `json:"mtu"`
+		Stats struct {
+			TX struct {
+				Bytes   float64 `json:"bytes"`
+				Packets float64 `json:"packets"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if json.Unmarshal([]byte(out), &links) != nil || len(links) == 0 {
+		return tunStats{}
+	}
+	l := links[0]
+	// Bytes in MTU-sized packets: the burst tailscaled splits a GSO
+	// packet into.
+	return tunStats{bytes: l.Stats.TX.Bytes / l.MTU, packets: l.Stats.TX.Packets}
+}
+
+// segs is the average MTU-sized packets per TUN packet since t0.
+func (t tunStats) segs(t0 tunStats) float64 {
+	if t.packets == t0.packets {
+		return 0
+	}
+	return (t.bytes - t0.bytes) / (t.packets - t0.packets)
 }
