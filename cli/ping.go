@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"weft.dev/weft/node/ipn"
 )
 
 func (c *cli) pingCmd() *ffcli.Command {
@@ -61,33 +63,41 @@ side's operating system firewall is blocking packets.
 			if *icmp {
 				typ = "ICMP"
 			}
-			if typ != "disco" {
-				fmt.Fprintf(c.env.Stderr, "note: weftd answers --%s with a disco ping (same path, no %s packet through WireGuard yet)\n", strings.ToLower(typ), typ)
-			}
 			anyPong := false
-			for i := 0; *num == 0 || i < *num; i++ {
+			for n := 1; ; n++ {
 				pctx, cancel := context.WithTimeout(ctx, *timeout)
 				res, err := lc.Ping(pctx, ip, typ)
 				cancel()
 				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 					c.outf("ping %q timed out\n", ip.String())
+					if n == *num {
+						if !anyPong {
+							return errors.New("no reply")
+						}
+						return nil
+					}
 					continue
 				}
 				if err != nil {
 					return err
 				}
 				if res.Err != "" {
+					if res.IsLocalIP {
+						c.outf("%s\n", res.Err)
+						return nil
+					}
 					return errors.New(res.Err)
 				}
-				via := res.Endpoint
-				if res.DERPRegionID != 0 {
-					via = fmt.Sprintf("DERP(%s)", res.DERPRegionCode)
-				}
-				c.outf("pong from %s (%s) via %s in %v\n", res.NodeName, res.NodeIP, via,
-					time.Duration(res.LatencySeconds*float64(time.Second)).Round(time.Millisecond))
+				c.outf("%s\n", pongLine(res, typ))
 				anyPong = true
+				if *tsmp || *icmp {
+					return nil // one answer says the peer's engine or OS is there
+				}
 				if *untilDirect && res.Endpoint != "" {
 					return nil
+				}
+				if n == *num {
+					break
 				}
 				select {
 				case <-time.After(time.Second):
@@ -95,13 +105,31 @@ side's operating system firewall is blocking packets.
 					return ctx.Err()
 				}
 			}
-			if !anyPong {
-				return errors.New("no reply")
-			}
 			if *untilDirect {
 				return errors.New("direct connection not established")
 			}
 			return nil
 		},
 	}
+}
+
+// pongLine is how `tailscale ping` prints a pong: the path is the endpoint,
+// the DERP region, or for TSMP and ICMP (which report no path) the ping
+// type; a PeerAPI port a TSMP pong advertised follows the node's address.
+func pongLine(res *ipn.PingResult, typ string) string {
+	via := res.Endpoint
+	if res.PeerRelay != "" {
+		via = fmt.Sprintf("peer-relay(%s)", res.PeerRelay)
+	} else if res.DERPRegionID != 0 {
+		via = fmt.Sprintf("DERP(%s)", res.DERPRegionCode)
+	}
+	if via == "" {
+		via = typ
+	}
+	extra := ""
+	if res.PeerAPIPort != 0 {
+		extra = fmt.Sprintf(", %d", res.PeerAPIPort)
+	}
+	latency := time.Duration(res.LatencySeconds * float64(time.Second)).Round(time.Millisecond)
+	return fmt.Sprintf("pong from %s (%s%s) via %s in %v", res.NodeName, res.NodeIP, extra, via, latency)
 }

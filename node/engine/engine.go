@@ -62,7 +62,10 @@ type PingResult struct {
 	// DERPRegionID and DERPRegionCode are set when the pong came via DERP.
 	DERPRegionID   int
 	DERPRegionCode string
-	Err            string
+	// PeerAPIPort is the port a TSMP pong advertised for the peer's
+	// PeerAPI on the pinged address; 0 when unknown or for other types.
+	PeerAPIPort uint16
+	Err         string
 }
 
 // PeerStatus is the data plane's view of one peer for `status`.

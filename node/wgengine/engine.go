@@ -68,6 +68,7 @@ type Engine struct {
 	ns    *netstack.Stack
 	ktun  *kernelTUN
 	filt  *filter
+	pings *pinger
 
 	mu sync.Mutex
 	// guarded by mu:
@@ -117,6 +118,13 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.filt = newFilter(inner)
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	e.pings = newPinger(opts.Logger, clk, e.filt.inject)
+	e.filt.pings = e.pings // before the device starts reading
+	opts.Logger.Debug("wgengine: engine packets wake the TUN reader", "by", e.filt.inj.mode())
 	e.tdev = e.filt
 	e.dev = device.NewDevice(e.tdev, e.magic.Bind(), wgLogger(opts.Logger))
 	// Peers get magicsock endpoints that must never roam to the raw source
@@ -259,8 +267,9 @@ func peerAllowedIPs(p *ctrl.Node, cfg engine.Config) []netip.Prefix {
 	return out
 }
 
-// Ping implements engine.Engine. All ping types use disco (TSMP and ICMP
-// are not implemented yet, so they report the disco round trip).
+// Ping implements engine.Engine. A disco ping goes peer to peer through
+// magicsock and reports the path; TSMP and ICMP pings go through
+// WireGuard (pingInTunnel) and report only the round trip.
 func (e *Engine) Ping(ctx context.Context, ip netip.Addr, typ engine.PingType) (engine.PingResult, error) {
 	e.mu.Lock()
 	nm := e.nm
@@ -275,7 +284,11 @@ func (e *Engine) Ping(ctx context.Context, ip netip.Addr, typ engine.PingType) (
 		res.Err = "no matching peer"
 		return res, fmt.Errorf("ping %v: no peer has that address", ip)
 	}
-	res.NodeName = peer.Name
+	// The DNS base name, as upstream's ping results (the CLI prints it).
+	res.NodeName, _, _ = strings.Cut(peer.Name, ".")
+	if typ == engine.PingTSMP || typ == engine.PingICMP {
+		return e.pingInTunnel(ctx, nm.Addresses(), typ, res)
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)

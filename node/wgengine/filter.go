@@ -11,6 +11,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"weft.dev/weft/wire/ctrl"
+	"weft.dev/weft/wire/tsmp"
 )
 
 // filter wraps the tun.Device and drops inbound packets (tunnel → host)
@@ -18,9 +19,17 @@ import (
 // way tailscaled's is: TCP segments without SYN are never a new flow and
 // pass, ICMP replies pass, and UDP replies pass when the host sent to that
 // peer address and port first.
+//
+// It is also where the engine talks in the tunnel itself: packets it
+// injects come out of Read ahead of the host's, and inbound TSMP, and the
+// replies to its own ICMP pings, go to the pinger instead of the host.
 type filter struct {
 	tun.Device
 	rules atomic.Pointer[filterState]
+	inj   *injector
+	// pings handles inbound TSMP and echo replies; nil drops all TSMP. It
+	// is set before the device starts and never changes.
+	pings *pinger
 
 	mu sync.Mutex
 	// guarded by mu:
@@ -43,7 +52,7 @@ const (
 )
 
 func newFilter(inner tun.Device) *filter {
-	f := &filter{Device: inner, udpFlows: map[flowKey]time.Time{}}
+	f := &filter{Device: inner, inj: newInjector(inner), udpFlows: map[flowKey]time.Time{}}
 	f.rules.Store(&filterState{}) // nil PacketFilter: block new inbound flows
 	return f
 }
@@ -52,15 +61,34 @@ func (f *filter) set(local []netip.Prefix, rules []rule) {
 	f.rules.Store(&filterState{local: local, rules: rules})
 }
 
-// Read records outbound UDP flows.
+// inject queues pkt to go out through WireGuard as if the host had sent
+// it; it takes ownership of pkt.
+func (f *filter) inject(pkt []byte) error { return f.inj.inject(pkt) }
+
+// Close implements tun.Device.
+func (f *filter) Close() error {
+	f.inj.close()
+	return f.Device.Close()
+}
+
+// Read returns injected packets, or the host's with their outbound UDP
+// flows recorded and any TSMP dropped: TSMP only ever comes from the
+// engine (tstun drops it from the host too).
 func (f *filter) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := f.Device.Read(bufs, sizes, offset)
+	n, injected, err := f.inj.read(bufs, sizes, offset)
+	if injected {
+		return n, err
+	}
 	var now time.Time
 	var last flowKey
 	for i := range n {
 		b := bufs[i][offset : offset+sizes[i]]
-		if ipProto(b) != ctrl.ProtoUDP {
-			continue // the common case (TCP) costs two byte loads
+		if proto := ipProto(b); proto != ctrl.ProtoUDP {
+			// The common case (TCP) costs two byte loads and two compares.
+			if proto == tsmp.Proto {
+				sizes[i] = 0 // wireguard-go skips empty packets
+			}
+			continue
 		}
 		p, ok := parsePacket(b)
 		if !ok || (!now.IsZero() && last == flowKey{p.src, p.dst}) {
@@ -86,13 +114,14 @@ func (f *filter) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	return n, err
 }
 
-// Write drops disallowed inbound packets before the host sees them.
+// Write drops disallowed inbound packets, and hands the engine's own
+// (TSMP, replies to its pings) to the pinger, before the host sees them.
 func (f *filter) Write(bufs [][]byte, offset int) (int, error) {
 	st := f.rules.Load()
 	kept := bufs[:0:0]
 	drop := false
 	for i, b := range bufs {
-		if f.allow(st, b[offset:]) {
+		if f.admit(st, b[offset:]) {
 			if drop {
 				kept = append(kept, b)
 			}
@@ -145,6 +174,28 @@ func establishedTCP(b []byte) bool {
 		return false
 	}
 	return l4[13]&0x02 == 0 || l4[13]&0x10 != 0
+}
+
+// admit reports whether an inbound packet goes on to the host: TSMP never
+// does (the pinger answers or consumes it), nor does the echo reply to one
+// of the engine's own pings; the rest is up to allow. Established TCP is
+// tested first so that bulk traffic pays for nothing else.
+func (f *filter) admit(st *filterState, pkt []byte) bool {
+	if establishedTCP(pkt) {
+		return true
+	}
+	switch ipProto(pkt) {
+	case tsmp.Proto:
+		if f.pings != nil {
+			f.pings.inboundTSMP(pkt)
+		}
+		return false
+	case ctrl.ProtoICMP, ctrl.ProtoICMPv6:
+		if f.pings != nil && f.pings.echoOutstanding() && f.pings.inboundEcho(pkt) {
+			return false
+		}
+	}
+	return f.allow(st, pkt)
 }
 
 func (f *filter) allow(st *filterState, pkt []byte) bool {

@@ -261,7 +261,7 @@ func (b *Backend) Ping(ctx context.Context, ip netip.Addr, typ engine.PingType) 
 	res := &ipn.PingResult{
 		IP: ip.String(), NodeIP: ip.String(), NodeName: firstNonEmpty(r.NodeName, name),
 		Err: r.Err, LatencySeconds: r.Latency.Seconds(), Endpoint: r.Endpoint,
-		DERPRegionID: r.DERPRegionID, DERPRegionCode: r.DERPRegionCode,
+		DERPRegionID: r.DERPRegionID, DERPRegionCode: r.DERPRegionCode, PeerAPIPort: r.PeerAPIPort,
 	}
 	if err != nil {
 		res.Err = err.Error()
