@@ -225,20 +225,22 @@ func finishRun(b []byte, offset int, r *groRun) {
 	}
 	pkt := b[offset:]
 	l4len := r.length - r.iphLen
-	var sum uint64
+	var addrs []byte
 	if r.v6 {
 		binary.BigEndian.PutUint16(pkt[4:], uint16(l4len))
-		sum = sumBytes(pkt[8:40], 0)
+		addrs = pkt[8:40]
 	} else {
 		binary.BigEndian.PutUint16(pkt[2:], uint16(r.length))
 		if r.merged > 0 {
 			pkt[10], pkt[11] = 0, 0
-			binary.BigEndian.PutUint16(pkt[10:], ^fold(sumBytes(pkt[:20], 0)))
+			binary.BigEndian.PutUint16(pkt[10:], ^csumFinish(csumBytes(pkt[:20], 0)))
 		}
-		sum = sumBytes(pkt[12:20], 0)
+		addrs = pkt[12:20]
 	}
-	sum += 6 + uint64(l4len) // protocol and TCP length
-	binary.BigEndian.PutUint16(pkt[r.iphLen+tcpCsumOffset:], fold(sum))
+	// Pseudo-header: addresses, protocol and TCP length (checksum helpers
+	// in tunsplit.go).
+	sum := csumFold(csumBytes(addrs, 0)) + csumNative16(6) + csumNative16(uint16(l4len))
+	binary.BigEndian.PutUint16(pkt[r.iphLen+tcpCsumOffset:], csumFinish(sum))
 	hdr[0] = vnetNeedsCsum
 	hdr[1] = vnetGSONone
 	if r.merged > 0 {
@@ -251,21 +253,4 @@ func finishRun(b []byte, offset int, r *groRun) {
 	}
 	binary.NativeEndian.PutUint16(hdr[6:], uint16(r.iphLen)) // csum_start
 	binary.NativeEndian.PutUint16(hdr[8:], tcpCsumOffset)    // csum_offset
-}
-
-// sumBytes adds b as big-endian 16-bit words to sum (b has even length).
-func sumBytes(b []byte, sum uint64) uint64 {
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	return sum
-}
-
-// fold reduces a one's complement sum to 16 bits.
-func fold(sum uint64) uint16 {
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
 }

@@ -224,3 +224,22 @@ func TestTCPGRO(t *testing.T) {
 		})
 	}
 }
+
+// sumBytes and fold are the tests' plain reference checksum, independent
+// of the package's (tunsplit.go): sumBytes adds b as big-endian 16-bit
+// words to sum (b has even length); fold reduces a one's complement sum to
+// 16 bits.
+func sumBytes(b []byte, sum uint64) uint64 {
+	for len(b) >= 2 {
+		sum += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	return sum
+}
+
+func fold(sum uint64) uint16 {
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return uint16(sum)
+}
