@@ -37,7 +37,8 @@ const DefaultMTU = 1280
 type Options struct {
 	// Logger receives events; nil discards them.
 	Logger *slog.Logger
-	// Clock drives magicsock's timers; nil is the real clock.
+	// Clock drives magicsock's and the pinger's timers; nil is the real
+	// clock.
 	Clock clock.Clock
 	// Port is the UDP port (--port); 0 picks one.
 	Port uint16
@@ -93,6 +94,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.TUN == "" {
 		opts.TUN = TUNUserspace
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
 	e := &Engine{log: opts.Logger, opts: opts, peerIPs: map[key.NodePublic][]netip.Prefix{}}
 	var err error
 	e.magic, err = magicsock.New(magicsock.Options{
@@ -118,11 +122,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.filt = newFilter(inner)
-	clk := opts.Clock
-	if clk == nil {
-		clk = clock.Real{}
-	}
-	e.pings = newPinger(opts.Logger, clk, e.filt.inject)
+	e.pings = newPinger(opts.Logger, opts.Clock, e.filt.inject)
 	e.filt.pings = e.pings // before the device starts reading
 	opts.Logger.Debug("wgengine: engine packets wake the TUN reader", "by", e.filt.inj.mode())
 	e.tdev = e.filt
