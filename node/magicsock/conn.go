@@ -328,9 +328,7 @@ func (c *Conn) SetNetworkMap(nm *netmap.NetworkMap) {
 			c.peers[n.Key] = ep
 		}
 		c.updateEndpointLocked(ep, n)
-		if init := ep.takePendingInitLocked(now); init != nil {
-			c.goLocked(func() { c.sendToPeer(ep, [][]byte{init}) })
-		}
+		ep.sendPendingInitLocked(now)
 	}
 	for k, ep := range c.peers {
 		if !seen[k] {

@@ -254,9 +254,7 @@ func (c *Conn) handlePong(m *disco.Pong, sender key.DiscoPublic, src netip.AddrP
 			ep.best.latency = lat
 			ep.trustUntil = now.Add(trustUDPAddrDuration)
 			c.kickReachLocked()
-			if init := ep.takePendingInitLocked(now); init != nil {
-				c.goLocked(func() { c.sendToPeer(ep, [][]byte{init}) })
-			}
+			ep.sendPendingInitLocked(now)
 		}
 		ep.lastPongAt = now
 		ep.noteHeard(now)

@@ -424,21 +424,22 @@ func (c *Conn) notePathlessSend(ep *endpoint, bufs [][]byte) {
 	}
 }
 
-// takePendingInitLocked returns the pending handshake initiation, if one
-// is fresh and the peer now has a path (a home region, or a direct path
-// discovery found through netmap endpoints alone), and forgets it.
-func (ep *endpoint) takePendingInitLocked(now time.Time) []byte {
+// sendPendingInitLocked sends the pending handshake initiation (after
+// unlocking), if one is fresh and the peer now has a path (a home region,
+// or a direct path discovery found through netmap endpoints alone), and
+// forgets it.
+func (ep *endpoint) sendPendingInitLocked(now time.Time) {
 	if ep.pendingInit == nil {
-		return nil
+		return
 	}
 	if now.Sub(ep.pendingInitAt) >= pendingInitMaxAge {
 		ep.pendingInit = nil
-		return nil
+		return
 	}
 	if ep.homeRegion == 0 && !ep.best.addr.IsValid() {
-		return nil
+		return
 	}
 	init := ep.pendingInit
 	ep.pendingInit = nil
-	return init
+	ep.c.goLocked(func() { ep.c.sendToPeer(ep, [][]byte{init}) })
 }
