@@ -17,6 +17,7 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"weft.dev/weft/internal/chachapoly"
 	"weft.dev/weft/internal/clock"
 	"weft.dev/weft/node/engine"
 	"weft.dev/weft/node/magicsock"
@@ -127,6 +128,9 @@ func New(opts Options) (*Engine, error) {
 	opts.Logger.Debug("wgengine: engine packets wake the TUN reader", "by", e.filt.inj.mode())
 	e.tdev = e.filt
 	e.dev = device.NewDevice(e.tdev, e.magic.Bind(), wgLogger(opts.Logger))
+	// Transport data goes through weft's ChaCha20-Poly1305 (AVX-512 where
+	// the CPU has it, x/crypto's otherwise; see internal/chachapoly).
+	e.dev.SetTransportAEAD(chachapoly.New)
 	// Peers get magicsock endpoints that must never roam to the raw source
 	// address of a packet (derp-disco.md §5.3).
 	e.dev.DisableSomeRoamingForBrokenMobileSemantics()
