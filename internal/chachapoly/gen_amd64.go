@@ -330,7 +330,16 @@ func poly(p func(string, ...any)) {
 		p("\tVMOVDQA64 Z%d, Z%d", 9+i, i)
 	}
 	times5(p)
-	for _, mask := range []int{0x33, 0x0f, 0x55} {
+	// M = r*r; the lanes whose e-1 has bit 0 set take it (P = r*r there).
+	p("\tMOVQ $0x33, DX")
+	p("\tKMOVW DX, K1")
+	mul(p, 9, 14)
+	for i := 0; i < 5; i++ {
+		p("\tVMOVDQA64 Z%d, K1, Z%d", 14+i, i)
+		p("\tVMOVDQA64 Z%d, Z%d", 14+i, 9+i)
+	}
+	times5(p)
+	for _, mask := range []int{0x0f, 0x55} {
 		// P = P*M in the lanes whose e-1 has bit k set; then M = M*M.
 		p("\tMOVQ $%d, DX", mask)
 		p("\tKMOVW DX, K1")
@@ -416,19 +425,25 @@ func mul(p func(string, ...any), a, out int) {
 			p("\tVPADDQ Z%d, Z%d, Z%d", 19+k, 14+k, 14+k)
 		}
 	}
-	for k := 0; k < 4; k++ {
-		p("\tVPSRLQ $26, Z%d, Z28", 14+k)
-		p("\tVPANDQ Z31, Z%d, Z%d", 14+k, out+k)
-		p("\tVPADDQ Z28, Z%d, Z%d", 15+k, 15+k)
+	// Two rounds of carries taken from every limb at once (a short
+	// dependency chain, which is what bounds this loop): after the first
+	// every limb is below 2^36, after the second below 2^26 + 2^10.
+	for round := 0; round < 2; round++ {
+		dst := 14
+		if round == 1 {
+			dst = out
+		}
+		for k := 0; k < 5; k++ {
+			p("\tVPSRLQ $26, Z%d, Z%d", 14+k, 19+k)
+			p("\tVPANDQ Z31, Z%d, Z%d", 14+k, dst+k)
+		}
+		for k := 0; k < 4; k++ {
+			p("\tVPADDQ Z%d, Z%d, Z%d", 19+k, dst+k+1, dst+k+1)
+		}
+		p("\tVPSLLQ $2, Z23, Z28")
+		p("\tVPADDQ Z23, Z28, Z28")
+		p("\tVPADDQ Z28, Z%d, Z%d", dst, dst)
 	}
-	p("\tVPSRLQ $26, Z18, Z28")
-	p("\tVPANDQ Z31, Z18, Z%d", out+4)
-	p("\tVPSLLQ $2, Z28, Z29")
-	p("\tVPADDQ Z29, Z28, Z28")
-	p("\tVPADDQ Z28, Z%d, Z%d", out, out)
-	p("\tVPSRLQ $26, Z%d, Z28", out)
-	p("\tVPANDQ Z31, Z%d, Z%d", out, out)
-	p("\tVPADDQ Z28, Z%d, Z%d", out+1, out+1)
 }
 
 // polyGroup emits H = (H + M_group) * M for the group at SI.

@@ -29,3 +29,17 @@ func BenchmarkPolyScalar1280(b *testing.B) {
 		p.blocks(m)
 	}
 }
+
+func BenchmarkPolyBlocks8(b *testing.B) {
+	for _, groups := range []int{1, 2, 10} {
+		b.Run(itoa(groups), func(b *testing.B) {
+			m := make([]byte, 128*groups)
+			var pw powers
+			pw.r = toLimbs(0x0FFFFFFC0FFFFFFF, 0x0FFFFFFC0FFFFFFC, 0)
+			var h limbs
+			for i := 0; i < b.N; i++ {
+				polyBlocks8(&h, &pw, &m[0], groups)
+			}
+		})
+	}
+}

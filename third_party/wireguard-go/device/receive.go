@@ -126,6 +126,9 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 		deathSpiral = 0
 
 		// handle each packet in the batch
+		// weft: one clock read per batch, not per packet (the keypair
+		// expiry check below is good to a batch's duration).
+		now := time.Now()
 		for i, size := range sizes[:count] {
 			if size < MinMessageSize {
 				continue
@@ -161,7 +164,7 @@ func (device *Device) RoutineReceiveIncoming(maxBatchSize int, recv conn.Receive
 
 				// check keypair expiry
 
-				if keypair.created.Add(RejectAfterTime).Before(time.Now()) {
+				if keypair.created.Add(RejectAfterTime).Before(now) {
 					continue
 				}
 
