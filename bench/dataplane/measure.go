@@ -38,6 +38,7 @@ type results struct {
 	upToPong      time.Duration
 	rttAvg        time.Duration
 	tput1, tput4  float64 // bits/s received
+	retr1, retr4  int     // inner TCP retransmits iperf3 counted
 	cpu1, cpu4    float64 // sender+receiver daemon CPU seconds per GB received
 	failover      time.Duration
 	backDirect    time.Duration
@@ -141,16 +142,16 @@ func (p *pair) measure(o options, profile, profileRx string) (*results, error) {
 			}
 		}
 		cpu0 := cpuSeconds(a.proc.Pid()) + cpuSeconds(b.proc.Pid())
-		bps, err := iperf(a.node, bIP, streams, o.iperfTime)
+		bps, retr, err := iperf(a.node, bIP, streams, o.iperfTime)
 		cpu := cpuSeconds(a.proc.Pid()) + cpuSeconds(b.proc.Pid()) - cpu0
 		if err != nil {
 			return nil, err
 		}
 		gb := bps * o.iperfTime.Seconds() / 8 / 1e9
 		if streams == 1 {
-			r.tput1, r.cpu1 = bps, cpu/gb
+			r.tput1, r.cpu1, r.retr1 = bps, cpu/gb, retr
 		} else {
-			r.tput4, r.cpu4 = bps, cpu/gb
+			r.tput4, r.cpu4, r.retr4 = bps, cpu/gb, retr
 		}
 		for _, ch := range profs {
 			if err := <-ch; err != nil {
@@ -202,25 +203,28 @@ func parseRTT(out string) time.Duration {
 }
 
 // iperf runs an iperf3 TCP client in node against dst and returns the
-// received bits per second.
-func iperf(node *nettest.Node, dst netip.Addr, streams int, d time.Duration) (float64, error) {
+// received bits per second and the sender's retransmits.
+func iperf(node *nettest.Node, dst netip.Addr, streams int, d time.Duration) (float64, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
 	out, err := node.ExecContext(ctx, "iperf3", "-c", dst.String(), "-J", "-P", strconv.Itoa(streams), "-t", strconv.Itoa(int(d.Seconds())))
 	if err != nil {
-		return 0, fmt.Errorf("iperf3 -P %d: %v\n%s", streams, err, out)
+		return 0, 0, fmt.Errorf("iperf3 -P %d: %v\n%s", streams, err, out)
 	}
 	var rep struct {
 		End struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
+			SumSent struct {
+				Retransmits int `json:"retransmits"`
+			} `json:"sum_sent"`
 		} `json:"end"`
 	}
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
-		return 0, fmt.Errorf("iperf3 output: %w\n%s", err, out)
+		return 0, 0, fmt.Errorf("iperf3 output: %w\n%s", err, out)
 	}
-	return rep.End.SumReceived.BitsPerSecond, nil
+	return rep.End.SumReceived.BitsPerSecond, rep.End.SumSent.Retransmits, nil
 }
 
 // saveProfile fetches a CPU profile of d from weftd's --debug listener
@@ -274,8 +278,8 @@ func cpuSeconds(pid int) float64 {
 }
 
 func (r *results) print(name string) {
-	fmt.Printf("%-10s up→first pong %7v | ICMP RTT avg %8v | iperf3 TCP 1 stream %7.0f Mbit/s (%.1f CPU-s/GB) | 4 streams %7.0f Mbit/s (%.1f CPU-s/GB) | direct→DERP %6v, back %6v | RSS idle %d MiB, after load %d MiB\n",
-		name, r.upToPong.Round(time.Millisecond), r.rttAvg.Round(time.Microsecond), r.tput1/1e6, r.cpu1, r.tput4/1e6, r.cpu4,
+	fmt.Printf("%-10s up→first pong %7v | ICMP RTT avg %8v | iperf3 TCP 1 stream %7.0f Mbit/s (%.1f CPU-s/GB, %d retr) | 4 streams %7.0f Mbit/s (%.1f CPU-s/GB, %d retr) | direct→DERP %6v, back %6v | RSS idle %d MiB, after load %d MiB\n",
+		name, r.upToPong.Round(time.Millisecond), r.rttAvg.Round(time.Microsecond), r.tput1/1e6, r.cpu1, r.retr1, r.tput4/1e6, r.cpu4, r.retr4,
 		r.failover.Round(100*time.Millisecond), r.backDirect.Round(100*time.Millisecond), r.rssIdle/1024, r.rssL/1024)
 }
 
