@@ -24,17 +24,7 @@ func enableTunnelIPv6(t *testing.T, node *nettest.Node) {
 
 func (p peer) ipv6(t *testing.T) netip.Addr {
 	t.Helper()
-	st, err := p.status()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range st.TailscaleIPs {
-		if a.Is6() {
-			return a
-		}
-	}
-	t.Fatalf("%s has no tailnet IPv6: %+v", p.name, st.TailscaleIPs)
-	return netip.Addr{}
+	return p.tailnetAddr(t, netip.Addr.Is6)
 }
 
 // TestWeftdIPv6Tunnel carries IPv6 inside the tunnel between weftd (kernel

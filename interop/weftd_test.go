@@ -38,16 +38,22 @@ func tsPeer(d *Tailscaled) peer {
 
 func (p peer) ipv4(t *testing.T) netip.Addr {
 	t.Helper()
+	return p.tailnetAddr(t, netip.Addr.Is4)
+}
+
+// tailnetAddr returns p's first tailnet address of the family is tests.
+func (p peer) tailnetAddr(t *testing.T, is func(netip.Addr) bool) netip.Addr {
+	t.Helper()
 	st, err := p.status()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range st.TailscaleIPs {
-		if a.Is4() {
+		if is(a) {
 			return a
 		}
 	}
-	t.Fatalf("%s has no tailnet IPv4: %+v", p.name, st.TailscaleIPs)
+	t.Fatalf("%s has no such tailnet address: %+v", p.name, st.TailscaleIPs)
 	return netip.Addr{}
 }
 

@@ -29,8 +29,8 @@ func main() {
 	}
 	p("GLOBL iota16<>(SB), RODATA|NOPTR, $128")
 	p("")
-	chacha(p, false, 16)
-	chacha(p, true, 16)
+	chacha(p, false)
+	chacha(p, true)
 	chacha32(p, false)
 	chacha32(p, true)
 	poly(p)
@@ -40,128 +40,53 @@ func main() {
 	}
 }
 
-// chacha emits keystream16 (xor false: out = 16 blocks of key stream),
-// xor16 (xor true: dst = src ^ key stream) or, with blocks 8, keystream8,
-// the same in 256-bit registers.
-func chacha(p func(string, ...any), xor bool, blocks int) {
-	R := "Z"
-	if blocks == 8 {
-		R = "Y"
-	}
-	name := fmt.Sprintf("keystream%d", blocks)
+// chacha emits keystream16 (xor false: out = 16 blocks of key stream) or
+// xor16 (xor true: dst = src ^ key stream): word i of the 16 blocks in
+// Zi (block j in lane j), the initial state kept in Z16-Z31.
+func chacha(p func(string, ...any), xor bool) {
+	name := "keystream16"
 	if xor {
-		name = fmt.Sprintf("xor%d", blocks)
-		p("// func %s(state *[16]uint32, dst, src *[%d]byte)", name, 64*blocks)
-		p("TEXT ·%s(SB), NOSPLIT, $0-24", name)
+		name = "xor16"
+		p("// func xor16(state *[16]uint32, dst, src *[1024]byte)")
+		p("TEXT ·xor16(SB), NOSPLIT, $0-24")
 		p("\tMOVQ state+0(FP), AX")
 		p("\tMOVQ dst+8(FP), DI")
 		p("\tMOVQ src+16(FP), SI")
 	} else {
-		p("// func %s(state *[16]uint32, out *[%d]byte)", name, 64*blocks)
-		p("TEXT ·%s(SB), NOSPLIT, $0-16", name)
+		p("// func keystream16(state *[16]uint32, out *[1024]byte)")
+		p("TEXT ·keystream16(SB), NOSPLIT, $0-16")
 		p("\tMOVQ state+0(FP), AX")
 		p("\tMOVQ out+8(FP), DI")
 	}
-	// R16..R31 hold the initial state, word i broadcast to all lanes;
-	// word 12 (the block counter) gets the lane number added.
+	// Word 12 (the block counter) gets the lane number added.
 	for i := 0; i < 16; i++ {
-		p("\tVPBROADCASTD %d(AX), %s%d", 4*i, R, 16+i)
+		p("\tVPBROADCASTD %d(AX), Z%d", 4*i, 16+i)
 	}
-	p("\tVPADDD iota16<>(SB), %s28, %s28", R, R)
+	p("\tVPADDD iota16<>(SB), Z28, Z28")
 	for i := 0; i < 16; i++ {
-		p("\tVMOVDQA32 %s%d, %s%d", R, 16+i, R, i)
+		p("\tVMOVDQA32 Z%d, Z%d", 16+i, i)
 	}
 	p("\tMOVQ $10, CX")
 	loop := name + "_loop"
 	p("%s:", loop)
-	qr := func(quads [4][4]int) {
-		type step struct {
-			op       string
-			src, dst int // dst op= src
-			rot      int
-		}
-		// One quarter round as (add, xor, rotate) triples over a,b,c,d.
-		steps := func(a, bb, c, d int) []step {
-			return []step{
-				{"add", bb, a, 0}, {"xor", a, d, 0}, {"rol", 0, d, 16},
-				{"add", d, c, 0}, {"xor", c, bb, 0}, {"rol", 0, bb, 12},
-				{"add", bb, a, 0}, {"xor", a, d, 0}, {"rol", 0, d, 8},
-				{"add", d, c, 0}, {"xor", c, bb, 0}, {"rol", 0, bb, 7},
-			}
-		}
-		var all [4][]step
-		for i, q := range quads {
-			all[i] = steps(q[0], q[1], q[2], q[3])
-		}
-		for s := 0; s < 12; s++ {
-			for i := 0; i < 4; i++ {
-				st := all[i][s]
-				switch st.op {
-				case "add":
-					p("\tVPADDD %s%d, %s%d, %s%d", R, st.src, R, st.dst, R, st.dst)
-				case "xor":
-					p("\tVPXORD %s%d, %s%d, %s%d", R, st.src, R, st.dst, R, st.dst)
-				case "rol":
-					p("\tVPROLD $%d, %s%d, %s%d", st.rot, R, st.dst, R, st.dst)
-				}
-			}
-		}
-	}
-	qr([4][4]int{{0, 4, 8, 12}, {1, 5, 9, 13}, {2, 6, 10, 14}, {3, 7, 11, 15}})
-	qr([4][4]int{{0, 5, 10, 15}, {1, 6, 11, 12}, {2, 7, 8, 13}, {3, 4, 9, 14}})
+	quarterRounds(p, "Z", columns)
+	quarterRounds(p, "Z", diagonals)
 	p("\tDECQ CX")
 	p("\tJNZ %s", loop)
 	for i := 0; i < 16; i++ {
-		p("\tVPADDD %s%d, %s%d, %s%d", R, 16+i, R, i, R, i)
+		p("\tVPADDD Z%d, Z%d, Z%d", 16+i, i, i)
 	}
-	// Transpose: R0..R15 hold word i of every block; block j must
-	// leave as 16 consecutive words at out[64*j].
-	// Stage 1: interleave dwords of word pairs (2p, 2p+1) into R16+2p (lo), R17+2p (hi).
-	for pr := 0; pr < 8; pr++ {
-		p("\tVPUNPCKLDQ %s%d, %s%d, %s%d", R, 2*pr+1, R, 2*pr, R, 16+2*pr)
-		p("\tVPUNPCKHDQ %s%d, %s%d, %s%d", R, 2*pr+1, R, 2*pr, R, 17+2*pr)
-	}
-	// Stage 2: words 4q..4q+3 of block e (within each 128-bit lane) into R(4q+e).
-	for q := 0; q < 4; q++ {
-		loA, hiA, loB, hiB := 16+4*q, 17+4*q, 18+4*q, 19+4*q
-		p("\tVPUNPCKLQDQ %s%d, %s%d, %s%d", R, loB, R, loA, R, 4*q+0)
-		p("\tVPUNPCKHQDQ %s%d, %s%d, %s%d", R, loB, R, loA, R, 4*q+1)
-		p("\tVPUNPCKLQDQ %s%d, %s%d, %s%d", R, hiB, R, hiA, R, 4*q+2)
-		p("\tVPUNPCKHQDQ %s%d, %s%d, %s%d", R, hiB, R, hiA, R, 4*q+3)
-	}
-	// Stage 3: block 4L+e is lane L of R(e), R(4+e), R(8+e), R(12+e).
-	for e := 0; e < 4; e++ {
-		A, B, C, D := e, 4+e, 8+e, 12+e
-		if blocks == 8 {
-			p("\tVSHUFI32X4 $0, Y%d, Y%d, Y16", B, A)
-			p("\tVSHUFI32X4 $0, Y%d, Y%d, Y17", D, C)
-			p("\tVSHUFI32X4 $3, Y%d, Y%d, Y18", B, A)
-			p("\tVSHUFI32X4 $3, Y%d, Y%d, Y19", D, C)
-			p("\tVMOVDQU32 Y16, %d(DI)", 64*e)
-			p("\tVMOVDQU32 Y17, %d(DI)", 64*e+32)
-			p("\tVMOVDQU32 Y18, %d(DI)", 64*(4+e))
-			p("\tVMOVDQU32 Y19, %d(DI)", 64*(4+e)+32)
-			continue
-		}
-		p("\tVSHUFI32X4 $0x44, Z%d, Z%d, Z16", B, A)
-		p("\tVSHUFI32X4 $0xee, Z%d, Z%d, Z17", B, A)
-		p("\tVSHUFI32X4 $0x44, Z%d, Z%d, Z18", D, C)
-		p("\tVSHUFI32X4 $0xee, Z%d, Z%d, Z19", D, C)
-		p("\tVSHUFI32X4 $0x88, Z18, Z16, Z20")
-		p("\tVSHUFI32X4 $0xdd, Z18, Z16, Z21")
-		p("\tVSHUFI32X4 $0x88, Z19, Z17, Z22")
-		p("\tVSHUFI32X4 $0xdd, Z19, Z17, Z23")
-		for L := 0; L < 4; L++ {
-			if xor {
-				p("\tVPXORD %d(SI), Z%d, Z%d", 64*(4*L+e), 20+L, 20+L)
-			}
-			p("\tVMOVDQU32 Z%d, %d(DI)", 20+L, 64*(4*L+e))
-		}
-	}
+	transpose16(p, xor, 0)
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
 }
+
+// The quarter rounds of a double round: columns, then diagonals.
+var (
+	columns   = [][4]int{{0, 4, 8, 12}, {1, 5, 9, 13}, {2, 6, 10, 14}, {3, 7, 11, 15}}
+	diagonals = [][4]int{{0, 5, 10, 15}, {1, 6, 11, 12}, {2, 7, 8, 13}, {3, 4, 9, 14}}
+)
 
 // chacha32 emits keystream32 / xor32: two 16-block states (blocks 0-15
 // in Z0-Z15, 16-31 in Z16-Z31) whose rounds interleave, so twice the
@@ -192,9 +117,7 @@ func chacha32(p func(string, ...any), xor bool) {
 	p("\tMOVQ $10, CX")
 	loop := name + "_loop"
 	p("%s:", loop)
-	cols := [][4]int{{0, 4, 8, 12}, {1, 5, 9, 13}, {2, 6, 10, 14}, {3, 7, 11, 15}}
-	diags := [][4]int{{0, 5, 10, 15}, {1, 6, 11, 12}, {2, 7, 8, 13}, {3, 4, 9, 14}}
-	for _, set := range [][][4]int{cols, diags} {
+	for _, set := range [][][4]int{columns, diagonals} {
 		var quads [][4]int
 		for _, base := range []int{0, 16} {
 			for _, q := range set {
