@@ -25,6 +25,7 @@ func main() {
 		profileRx  = flag.String("profile-recv", "", "same as -profile for the receiving weftd")
 		weftdBase  = flag.String("weftd-base", "", "also measure a pair of this weftd binary (before a change) and print weftd/base ratios")
 		rounds     = flag.Int("rounds", 1, "alternate the pairs this many times and print each round's ratios and their medians")
+		userspace  = flag.Bool("userspace", false, "instead: both implementations in userspace-networking mode, curl through SOCKS5 to the peer's local HTTP server")
 	)
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -35,7 +36,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "dataplane: iperf3 is missing; install it (.ci/deps.sh does: apt-get install iperf3)")
 		os.Exit(1)
 	}
-	o := options{controlBin: *controlBin, weftdBin: *weftdBin, weftBin: *weftBin, iperfTime: *duration, profile: *profile, profileRx: *profileRx, weftdBase: *weftdBase, rounds: max(*rounds, 1)}
+	o := options{controlBin: *controlBin, weftdBin: *weftdBin, weftBin: *weftBin, iperfTime: *duration, profile: *profile, profileRx: *profileRx, weftdBase: *weftdBase, rounds: max(*rounds, 1), userspace: *userspace}
 	err := guard(&benchTB{}, func(tb *benchTB) error { return run(tb, o) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dataplane:", err)
@@ -49,6 +50,7 @@ type options struct {
 	iperfTime                     time.Duration
 	profile, profileRx            string
 	rounds                        int
+	userspace                     bool
 }
 
 // build fills in the binaries that were not given with `go build`.
@@ -78,6 +80,12 @@ func run(tb *benchTB, o options) error {
 	ctl, err := startControl(tb, lab, o.controlBin)
 	if err != nil {
 		return err
+	}
+	if o.userspace {
+		if err := runUserspace(tb, lab, ctl, o); err != nil {
+			return err
+		}
+		return o.printProfiles()
 	}
 	fmt.Printf("rig: %s, official tailscaled %s, iperf3 %v per run, TUN mode, direct path on one bridge, %d round(s)\n",
 		cpuSummary(), interop.TailscaleVersion, o.iperfTime, o.rounds)
@@ -127,12 +135,17 @@ func run(tb *benchTB, o options) error {
 			printMedianRatios("weftd/weftd-base", weft, base)
 		}
 	}
+	return o.printProfiles()
+}
+
+// printProfiles prints the top functions of the profiles the run saved.
+func (o options) printProfiles() error {
 	for _, p := range []struct{ file, side string }{{o.profile, "sender"}, {o.profileRx, "receiver"}} {
 		if p.file == "" {
 			continue
 		}
 		out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=35", o.weftdBin, p.file).CombinedOutput()
-		fmt.Printf("\nweftd CPU profile under iperf3 -P 4 (%s side), %s:\n%s", p.side, p.file, out)
+		fmt.Printf("\nweftd CPU profile (%s side), %s:\n%s", p.side, p.file, out)
 		if err != nil {
 			return fmt.Errorf("pprof: %w", err)
 		}

@@ -320,11 +320,7 @@ func printMedianRatios(name string, w, o []*results) {
 		v := "n/a"
 		if len(rs) > 0 {
 			slices.Sort(rs)
-			med := rs[len(rs)/2]
-			if len(rs)%2 == 0 {
-				med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
-			}
-			v = fmt.Sprintf("%.2fx", med)
+			v = fmt.Sprintf("%.2fx", median(rs))
 			if len(rs) > 1 {
 				v += fmt.Sprintf(" (%.2f–%.2f)", rs[0], rs[len(rs)-1])
 			}
@@ -332,4 +328,14 @@ func printMedianRatios(name string, w, o []*results) {
 		parts = append(parts, m.name+" "+v)
 	}
 	fmt.Printf("ratio %s: %s\n", name, strings.Join(parts, ", "))
+}
+
+// median of rs (sorted in place).
+func median(rs []float64) float64 {
+	slices.Sort(rs)
+	med := rs[len(rs)/2]
+	if len(rs)%2 == 0 {
+		med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	}
+	return med
 }

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -40,13 +42,49 @@ type Options struct {
 	// DialLocal dials the host side of forwarded connections; nil uses
 	// net.Dialer.
 	DialLocal func(ctx context.Context, network, addr string) (net.Conn, error)
+	// SplitGSO, when set, turns on TCP segmentation offload: the stack
+	// hands Read TCP segments of up to 32 KB, which SplitGSO cuts into
+	// MTU-sized packets. Its input is what a TUN with IFF_VNET_HDR reads:
+	// a virtio_net_hdr, then the IP packet (wgengine passes its TUN
+	// splitter).
+	SplitGSO func(in []byte, bufs [][]byte, sizes []int, offset int) (int, error)
+}
+
+// TCP tuning, as tailscaled's netstack has it (wgengine/netstack): the
+// buffer ranges favour throughput on high bandwidth-delay paths; RACK is
+// off (gVisor's handles ACKs late and retransmits spuriously); reno, as
+// gVisor's cubic has a congestion-window overflow.
+const (
+	tcpRXBufMax = 8 << 20
+	tcpTXBufMax = 6 << 20
+	tcpBufDef   = 1 << 20
+)
+
+// linkEP is a channel endpoint that keeps its dispatcher, for GRO.
+type linkEP struct {
+	*channel.Endpoint
+	mu         sync.Mutex
+	dispatcher stack.NetworkDispatcher // guarded by mu
+}
+
+func (e *linkEP) Attach(d stack.NetworkDispatcher) {
+	e.mu.Lock()
+	e.dispatcher = d
+	e.mu.Unlock()
+	e.Endpoint.Attach(d)
+}
+
+func (e *linkEP) getDispatcher() stack.NetworkDispatcher {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.dispatcher
 }
 
 // Stack is a gVisor stack behind a tun.Device.
 type Stack struct {
 	opts   Options
 	log    *slog.Logger
-	ep     *channel.Endpoint
+	ep     *linkEP
 	s      *stack.Stack
 	events chan tun.Event
 	ctx    context.Context
@@ -56,6 +94,18 @@ type Stack struct {
 	mu sync.Mutex
 	// guarded by mu:
 	addrs []netip.Prefix
+
+	// groMu guards gro: Write coalesces the TCP segments of one batch
+	// into larger packets before the stack sees them (peers' receive
+	// routines may call Write at the same time).
+	groMu sync.Mutex
+	gro   gro.GRO
+
+	// Owned by Read (wireguard-go reads from one goroutine): a GSO
+	// packet that did not fit in the last batch, and the virtio frame
+	// SplitGSO is given.
+	pending *stack.PacketBuffer
+	frame   []byte
 }
 
 // New returns a stack with no addresses; set them with SetAddresses.
@@ -69,7 +119,7 @@ func New(opts Options) (*Stack, error) {
 	st := &Stack{
 		opts:   opts,
 		log:    opts.Logger,
-		ep:     channel.New(1024, uint32(opts.MTU), ""),
+		ep:     &linkEP{Endpoint: channel.New(1024, uint32(opts.MTU), "")},
 		events: make(chan tun.Event, 1),
 		s: stack.New(stack.Options{
 			NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
@@ -79,7 +129,25 @@ func New(opts Options) (*Stack, error) {
 	}
 	st.ctx, st.cancel = context.WithCancel(context.Background())
 	sack := tcpip.TCPSACKEnabled(true)
-	st.s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
+	rack := tcpip.TCPRecovery(0)
+	reno := tcpip.CongestionControlOption("reno")
+	moderate := tcpip.TCPModerateReceiveBufferOption(true)
+	rx := tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcpBufDef, Max: tcpRXBufMax}
+	tx := tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcpBufDef, Max: tcpTXBufMax}
+	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &rack, &reno, &moderate, &rx, &tx} {
+		if err := st.s.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
+			return nil, fmt.Errorf("netstack: TCP option %T: %v", opt, err)
+		}
+	}
+	if opts.SplitGSO != nil {
+		st.ep.SupportedGSOKind = stack.HostGSOSupported
+	}
+	// What arrives came through WireGuard, which authenticated it: the
+	// stack skips checksum checks (the NIC sets RXChecksumValidated from
+	// this capability), which GRO's merged packets, whose IPv4 header
+	// checksum it does not redo, need.
+	st.ep.LinkEPCapabilities |= stack.CapabilityRXChecksumOffload
+	st.gro.Init(true)
 	if err := st.s.CreateNIC(nicID, st.ep); err != nil {
 		return nil, fmt.Errorf("netstack: create NIC: %v", err)
 	}
@@ -237,17 +305,36 @@ func (st *Stack) Events() <-chan tun.Event { return st.events }
 // BatchSize implements tun.Device.
 func (st *Stack) BatchSize() int { return 64 }
 
-// Read implements tun.Device: packets the stack sends into the tunnel.
+// Read implements tun.Device: packets the stack sends into the tunnel,
+// TCP segments larger than the MTU cut by SplitGSO.
 func (st *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	pkt := st.ep.ReadContext(st.ctx)
+	pkt := st.pending
+	st.pending = nil
 	if pkt == nil {
-		return 0, os.ErrClosed
+		if pkt = st.ep.ReadContext(st.ctx); pkt == nil {
+			return 0, os.ErrClosed
+		}
 	}
 	n := 0
 	for {
-		sizes[n] = copyPacket(bufs[n][offset:], pkt)
+		if pkt.GSOOptions.Type == stack.GSONone {
+			sizes[n] = copyPacket(bufs[n][offset:], pkt)
+			n++
+		} else {
+			segs := gsoSegments(pkt)
+			if n > 0 && segs > len(bufs)-n {
+				st.pending = pkt // next batch
+				return n, nil
+			}
+			k, err := st.splitGSO(pkt, bufs[n:], sizes[n:], offset)
+			n += k
+			if err != nil {
+				// A segment the buffers cannot hold or a malformed
+				// packet from the stack: drop it, keep what was cut.
+				st.log.Debug("netstack: dropping GSO packet", "err", err)
+			}
+		}
 		pkt.DecRef()
-		n++
 		if n == len(bufs) {
 			return n, nil
 		}
@@ -255,6 +342,60 @@ func (st *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+// gsoSegments is how many packets pkt's TCP payload makes.
+func gsoSegments(pkt *stack.PacketBuffer) int {
+	mss := int(pkt.GSOOptions.MSS)
+	payload := pkt.Size() - int(pkt.GSOOptions.L3HdrLen) - len(pkt.TransportHeader().Slice())
+	if mss <= 0 || payload <= 0 {
+		return 1
+	}
+	return (payload + mss - 1) / mss
+}
+
+// virtio_net_hdr values splitGSO sets (linux/virtio_net.h).
+const (
+	vnetHdrLen     = 10
+	vnetNeedsCsum  = 1
+	vnetGSOTCPv4   = 1
+	vnetGSOTCPv6   = 4
+	tcpCsumOffset  = 16
+	maxFrameLength = vnetHdrLen + 1<<16
+)
+
+// splitGSO frames pkt as a TUN with IFF_VNET_HDR would and cuts it with
+// SplitGSO.
+func (st *Stack) splitGSO(pkt *stack.PacketBuffer, bufs [][]byte, sizes []int, offset int) (int, error) {
+	g := pkt.GSOOptions
+	size := pkt.Size()
+	if size+vnetHdrLen > maxFrameLength {
+		return 0, fmt.Errorf("GSO packet of %d bytes", size)
+	}
+	if cap(st.frame) < maxFrameLength {
+		st.frame = make([]byte, maxFrameLength)
+	}
+	f := st.frame[:vnetHdrLen+size]
+	clear(f[:vnetHdrLen])
+	if g.NeedsCsum {
+		f[0] = vnetNeedsCsum
+	}
+	switch {
+	case gsoSegments(pkt) <= 1:
+		// gVisor marks every segment of a GSO connection, pure ACKs
+		// too: one that needs no cutting only has its checksum completed.
+	case g.Type == stack.GSOTCPv6:
+		f[1] = vnetGSOTCPv6
+	default:
+		f[1] = vnetGSOTCPv4
+	}
+	hdrLen := int(g.L3HdrLen) + len(pkt.TransportHeader().Slice())
+	binary.NativeEndian.PutUint16(f[2:], uint16(hdrLen))
+	binary.NativeEndian.PutUint16(f[4:], g.MSS)
+	binary.NativeEndian.PutUint16(f[6:], g.L3HdrLen)
+	binary.NativeEndian.PutUint16(f[8:], tcpCsumOffset)
+	copyPacket(f[vnetHdrLen:], pkt)
+	return st.opts.SplitGSO(f, bufs, sizes, offset)
 }
 
 func copyPacket(dst []byte, pkt *stack.PacketBuffer) int {
@@ -266,7 +407,17 @@ func copyPacket(dst []byte, pkt *stack.PacketBuffer) int {
 }
 
 // Write implements tun.Device: packets from the tunnel into the stack.
+// WireGuard authenticated them, so their checksums count as checked (as
+// in-kernel WireGuard marks them); consecutive TCP segments of a flow are
+// coalesced (GRO) before the stack processes them.
 func (st *Stack) Write(bufs [][]byte, offset int) (int, error) {
+	d := st.ep.getDispatcher()
+	if d == nil {
+		return 0, errors.New("netstack: write before the stack is attached")
+	}
+	st.groMu.Lock()
+	defer st.groMu.Unlock()
+	st.gro.Dispatcher = d
 	for _, b := range bufs {
 		p := b[offset:]
 		if len(p) == 0 {
@@ -282,9 +433,12 @@ func (st *Stack) Write(bufs [][]byte, offset int) (int, error) {
 			continue
 		}
 		pkb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(p)})
-		st.ep.InjectInbound(proto, pkb)
+		pkb.NetworkProtocolNumber = proto
+		pkb.RXChecksumValidated = true
+		st.gro.Enqueue(pkb)
 		pkb.DecRef()
 	}
+	st.gro.Flush()
 	return len(bufs), nil
 }
 

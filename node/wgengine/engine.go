@@ -110,7 +110,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	var inner tun.Device
 	if opts.TUN == TUNUserspace {
-		e.ns, err = netstack.New(netstack.Options{Logger: opts.Logger, MTU: opts.MTU, ForwardInbound: opts.ForwardInbound})
+		e.ns, err = netstack.New(netstack.Options{Logger: opts.Logger, MTU: opts.MTU, ForwardInbound: opts.ForwardInbound, SplitGSO: splitVirtio})
 		inner = e.ns
 	} else {
 		e.ktun, err = newKernelTUN(opts.TUN, opts.MTU, opts.Logger)
