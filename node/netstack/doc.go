@@ -7,7 +7,7 @@
 // tailscaled does in userspace mode.
 //
 // Throughput: with Options.SplitGSO the stack emits TCP segments of up to
-// 32 KB that the splitter (wgengine's TUN splitter) cuts to the MTU, and
+// 64 KB that the splitter (wgengine's TUN splitter) cuts to the MTU, and
 // Write coalesces each batch's TCP segments per flow (gVisor's GRO) before
 // the stack processes them. Inbound checksums count as checked: WireGuard
 // authenticated the packets, as in-kernel WireGuard assumes.
