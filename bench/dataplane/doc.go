@@ -14,7 +14,9 @@
 // functions. -userspace measures instead both implementations in
 // userspace-networking mode: a curl through node 1's SOCKS5 proxy fetches
 // 1 GiB from an HTTP server on node 2's loopback at node 2's tailnet
-// address. With DATAPLANE_SLOW_LOGS=1 in the environment weftd runs with
+// address. DATAPLANE_HEAP=path (with -profile) also saves heap profiles
+// of both weftds right after load to path.1 and path.2. With
+// DATAPLANE_SLOW_LOGS=1 in the environment weftd runs with
 // --verbose=2 and a first pong slower than 1 s prints both daemons' logs.
 //
 //	go build -o /tmp/dataplane ./bench/dataplane && sudo /tmp/dataplane

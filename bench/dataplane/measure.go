@@ -160,6 +160,14 @@ func (p *pair) measure(o options, profile, profileRx string) (*results, error) {
 		}
 	}
 	r.rssL = rssKiB(a.proc.Pid())
+	if p := os.Getenv("DATAPLANE_HEAP"); p != "" && profile != "" {
+		// A heap profile of the sending weftd after load (debug aid).
+		for i, s := range []side{a, b} {
+			if err := saveURL(s.node, fmt.Sprintf("%s.%d", p, i+1), "http://127.0.0.1:6060/debug/pprof/heap", 10*time.Second); err != nil {
+				fmt.Fprintln(os.Stderr, "heap profile:", err)
+			}
+		}
+	}
 
 	// Failover: block UDP both ways, time until the tunnel carries ICMP
 	// again over DERP; then unblock and time the return to direct.
@@ -230,10 +238,15 @@ func iperf(node *nettest.Node, dst netip.Addr, streams int, d time.Duration) (fl
 // saveProfile fetches a CPU profile of d from weftd's --debug listener
 // inside node.
 func saveProfile(node *nettest.Node, path string, d time.Duration) error {
+	time.Sleep(time.Second) // let iperf3 ramp up
+	return saveURL(node, path, fmt.Sprintf("http://127.0.0.1:6060/debug/pprof/profile?seconds=%d", int(d.Seconds())), d)
+}
+
+// saveURL GETs url from inside node into path.
+func saveURL(node *nettest.Node, path, url string, d time.Duration) error {
 	c := node.HTTPClient()
 	c.Timeout = d + 20*time.Second
-	time.Sleep(time.Second) // let iperf3 ramp up
-	res, err := c.Get(fmt.Sprintf("http://127.0.0.1:6060/debug/pprof/profile?seconds=%d", int(d.Seconds())))
+	res, err := c.Get(url)
 	if err != nil {
 		return err
 	}
