@@ -19,18 +19,27 @@ import (
 // that leaves is within the MTU and the bytes come back intact (pure ACKs,
 // which gVisor marks as GSO too, must leave with complete checksums).
 func TestNetstackGSOAndGRO(t *testing.T) {
-	mk := func(ip string) *netstack.Stack {
+	for _, tc := range []struct{ a, b, dst string }{
+		{"100.64.0.1/32", "100.64.0.2/32", "100.64.0.2:7"},
+		{"fd7a:115c:a1e0::1/128", "fd7a:115c:a1e0::2/128", "[fd7a:115c:a1e0::2]:7"},
+	} {
+		t.Run(tc.dst, func(t *testing.T) { testNetstackGSOAndGRO(t, tc.a, tc.b, tc.dst) })
+	}
+}
+
+func testNetstackGSOAndGRO(t *testing.T, aPrefix, bPrefix, dst string) {
+	mk := func(prefix string) *netstack.Stack {
 		st, err := netstack.New(netstack.Options{MTU: DefaultMTU, SplitGSO: splitVirtio})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.SetAddresses([]netip.Prefix{netip.MustParsePrefix(ip + "/32")}); err != nil {
+		if err := st.SetAddresses([]netip.Prefix{netip.MustParsePrefix(prefix)}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
 		return st
 	}
-	a, b := mk("100.64.0.1"), mk("100.64.0.2")
+	a, b := mk(aPrefix), mk(bPrefix)
 	pump := func(from, to *netstack.Stack) {
 		bufs := make([][]byte, 64)
 		for i := range bufs {
@@ -55,7 +64,7 @@ func TestNetstackGSOAndGRO(t *testing.T) {
 	go pump(a, b)
 	go pump(b, a)
 
-	ln, err := b.ListenTCP(netip.MustParseAddrPort("100.64.0.2:7"))
+	ln, err := b.ListenTCP(netip.MustParseAddrPort(dst))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +79,7 @@ func TestNetstackGSOAndGRO(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := a.DialContext(ctx, "tcp", "100.64.0.2:7")
+	c, err := a.DialContext(ctx, "tcp", dst)
 	if err != nil {
 		t.Fatal(err)
 	}
