@@ -45,3 +45,11 @@ func sliceForAppend(in []byte, n int) (head, tail []byte) {
 	tail = head[len(in):]
 	return head, tail
 }
+
+// Implementation names what New returns on this machine, for logs.
+func Implementation() string {
+	if haveVector() {
+		return "weft AVX-512 (x/crypto below 512 bytes)"
+	}
+	return "x/crypto (no AVX-512)"
+}

@@ -131,6 +131,7 @@ func New(opts Options) (*Engine, error) {
 	// Transport data goes through weft's ChaCha20-Poly1305 (AVX-512 where
 	// the CPU has it, x/crypto's otherwise; see internal/chachapoly).
 	e.dev.SetTransportAEAD(chachapoly.New)
+	opts.Logger.Info("wgengine: ChaCha20-Poly1305 for transport data", "impl", chachapoly.Implementation())
 	// Peers get magicsock endpoints that must never roam to the raw source
 	// address of a packet (derp-disco.md §5.3).
 	e.dev.DisableSomeRoamingForBrokenMobileSemantics()
