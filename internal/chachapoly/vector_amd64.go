@@ -118,7 +118,7 @@ func firstBlocks(st *[16]uint32, ks *[2048]byte, n int) {
 }
 
 // xorStream sets dst = src ^ the key stream from block 1 on; ks holds
-// blocks 0-31 on entry and st is the state for block 0. A 1280-byte
+// what firstBlocks put there for len(src) and st is the state for block 0. A 1280-byte
 // packet needs 21 blocks: one keystream32 call covers it.
 func xorStream(st *[16]uint32, ks *[2048]byte, dst, src []byte) {
 	m := min(len(src), 2048-64)
