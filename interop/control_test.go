@@ -89,6 +89,13 @@ func (c *weftControl) mustAdmin(args ...string) string {
 	return out
 }
 
+// userKey creates user and returns a reusable pre-auth key for it.
+func (c *weftControl) userKey(user string) string {
+	c.t.Helper()
+	c.mustAdmin("users", "create", user)
+	return c.mustAdmin("keys", "create", "--user", user, "--reusable")
+}
+
 type adminNode struct {
 	ID       int64  `json:"id"`
 	Name     string `json:"name"`
@@ -330,8 +337,7 @@ func TestControlOfficialClients(t *testing.T) {
 func TestEmbeddedRelayOfficialClients(t *testing.T) {
 	lab := NewLab(t, LabConfig{Nodes: 2, NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "bob")
-	key := ctl.mustAdmin("keys", "create", "--user", "bob", "--reusable")
+	key := ctl.userKey("bob")
 	a, b := lab.Nodes[0], lab.Nodes[1]
 	a.Node.BlockUDP(b.Node.Addr)
 	b.Node.BlockUDP(a.Node.Addr)

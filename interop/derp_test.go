@@ -60,8 +60,7 @@ func writeDERPMap(t *testing.T, lab *Lab, m *DERPMap) string {
 // joinTailnet creates a user and a key on ctl and brings both tailscaled up.
 func joinTailnet(t *testing.T, lab *Lab, ctl *weftControl) {
 	t.Helper()
-	ctl.mustAdmin("users", "create", "carol")
-	k := ctl.mustAdmin("keys", "create", "--user", "carol", "--reusable")
+	k := ctl.userKey("carol")
 	upAll(t, ctl.URL, k, lab.Nodes[0], lab.Nodes[1])
 }
 

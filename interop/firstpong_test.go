@@ -17,8 +17,7 @@ import (
 func TestWeftdFirstPong(t *testing.T) {
 	lab := NewLab(t, LabConfig{NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "fp")
-	key := ctl.mustAdmin("keys", "create", "--user", "fp", "--reusable")
+	key := ctl.userKey("fp")
 	const runs = 3
 	for i := range runs {
 		w1 := startWeftdIn(t, lab, fmt.Sprintf("fp%da", i), lab.Net, WeftdConfig{Args: []string{"--verbose=2"}})

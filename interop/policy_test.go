@@ -149,8 +149,7 @@ func setupPolicyLab(t *testing.T, lab *Lab) (*weftControl, map[string]string) {
 	ctl := startWeftControl(t, lab)
 	keys := map[string]string{}
 	for _, u := range []string{"alice", "bob", "carol"} {
-		ctl.mustAdmin("users", "create", u)
-		keys[u] = ctl.mustAdmin("keys", "create", "--user", u, "--reusable")
+		keys[u] = ctl.userKey(u)
 	}
 	out := ctl.mustAdmin("policy", "set", writePolicy(t, lab, "only8080.hujson", policyOnly8080))
 	t.Logf("policy set: %s", out)

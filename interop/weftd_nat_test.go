@@ -79,8 +79,7 @@ func TestWeftdSymmetricNAT(t *testing.T) {
 func TestWeftdDerperFallback(t *testing.T) {
 	lab := NewLab(t, LabConfig{Nodes: 1})
 	ctl := startWeftControl(t, lab, "--disable-derp", "--derp-map", lab.DERP.MapFile)
-	ctl.mustAdmin("users", "create", "hank")
-	key := ctl.mustAdmin("keys", "create", "--user", "hank", "--reusable")
+	key := ctl.userKey("hank")
 	ts := lab.Nodes[0]
 	w := startWeftdIn(t, lab, "weft1", lab.Net, WeftdConfig{DERPOverHTTP: true})
 	upBoth(t, ctl.URL, key, func() error { return ts.Up(ctl.URL, key) }, func() error { return w.Up(ctl.URL, key) })

@@ -20,8 +20,7 @@ import (
 func TestWeftdTSMPAndICMPPing(t *testing.T) {
 	lab := NewLab(t, LabConfig{Nodes: 1, NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "pat")
-	key := ctl.mustAdmin("keys", "create", "--user", "pat", "--reusable")
+	key := ctl.userKey("pat")
 	ts := lab.Nodes[0]
 	w1 := startWeftdIn(t, lab, "weft1", lab.Net, WeftdConfig{})
 	w2 := startWeftdIn(t, lab, "weft2", lab.Net, WeftdConfig{Tun: Userspace})

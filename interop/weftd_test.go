@@ -217,8 +217,7 @@ func upBoth(t *testing.T, url, key string, ups ...func() error) {
 func TestWeftdOfficialPeer(t *testing.T) {
 	lab := NewLab(t, LabConfig{Nodes: 1, NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "carol")
-	key := ctl.mustAdmin("keys", "create", "--user", "carol", "--reusable")
+	key := ctl.userKey("carol")
 	ts := lab.Nodes[0]
 	w := startWeftdIn(t, lab, "weft1", lab.Net, WeftdConfig{})
 	upBoth(t, ctl.URL, key, func() error { return ts.Up(ctl.URL, key) }, func() error { return w.Up(ctl.URL, key) })
@@ -337,8 +336,7 @@ func failoverVia(t *testing.T, a, b peer, regionCode string) (toDERP, toDirect t
 func TestWeftdPair(t *testing.T) {
 	lab := NewLab(t, LabConfig{NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "dave")
-	key := ctl.mustAdmin("keys", "create", "--user", "dave", "--reusable")
+	key := ctl.userKey("dave")
 	w1 := startWeftdIn(t, lab, "weft1", lab.Net, WeftdConfig{})
 	w2 := startWeftdIn(t, lab, "weft2", lab.Net, WeftdConfig{})
 	upBoth(t, ctl.URL, key, func() error { return w1.Up(ctl.URL, key) }, func() error { return w2.Up(ctl.URL, key) })
@@ -399,8 +397,7 @@ func natPair(t *testing.T, user, extraR1 string) (r1, r2 *nettest.Node, w *Weftd
 	t.Helper()
 	lab := NewLab(t, LabConfig{NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", user)
-	key := ctl.mustAdmin("keys", "create", "--user", user, "--reusable")
+	key := ctl.userKey(user)
 	r1, in1 := lab.NewNAT("nat1", lab.Net)
 	r2, in2 := lab.NewNAT("nat2", lab.Net)
 	if extraR1 != "" {
@@ -447,8 +444,7 @@ func TestWeftdUserspaceNonRoot(t *testing.T) {
 	nettest.RequireTools(t, "curl")
 	lab := NewLab(t, LabConfig{Nodes: 1, NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "frank")
-	key := ctl.mustAdmin("keys", "create", "--user", "frank", "--reusable")
+	key := ctl.userKey("frank")
 	ts := lab.Nodes[0]
 	w := startWeftdIn(t, lab, "weft1", lab.Net, WeftdConfig{
 		Tun: Userspace, User: "nobody", Socks5: "127.0.0.1:1080", HTTPProxy: "127.0.0.1:8080",
@@ -497,8 +493,7 @@ func TestWeftdUserspaceNonRoot(t *testing.T) {
 func TestWeftdInteractiveLogin(t *testing.T) {
 	lab := NewLab(t, LabConfig{Nodes: 1, NoDerper: true})
 	ctl := startWeftControl(t, lab)
-	ctl.mustAdmin("users", "create", "erin")
-	key := ctl.mustAdmin("keys", "create", "--user", "erin", "--reusable")
+	key := ctl.userKey("erin")
 	ts := lab.Nodes[0]
 	if err := ts.Up(ctl.URL, key); err != nil {
 		t.Fatal(err)

@@ -51,7 +51,6 @@ func mulReduce(h0, h1, h2, r0, r1 uint64) (uint64, uint64, uint64) {
 	hi10, lo10 := bits.Mul64(h1, r0)
 	hi01, lo01 := bits.Mul64(h0, r1)
 	hi11, lo11 := bits.Mul64(h1, r1)
-	var c uint64
 	t1, c := bits.Add64(hi00, lo10, 0)
 	t2, _ := bits.Add64(hi10, h2*r0, c)
 	t1, c = bits.Add64(t1, lo01, 0)

@@ -330,7 +330,7 @@ func (st *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 				st.pending = pkt // next batch
 				return n, nil
 			}
-			k, err := st.splitGSO(pkt, bufs[n:], sizes[n:], offset)
+			k, err := st.splitGSO(pkt, segs, bufs[n:], sizes[n:], offset)
 			n += k
 			if err != nil {
 				// A segment the buffers cannot hold or a malformed
@@ -368,9 +368,9 @@ const (
 	maxFrameLength = vnetHdrLen + 1<<16
 )
 
-// splitGSO frames pkt as a TUN with IFF_VNET_HDR would and cuts it with
-// SplitGSO.
-func (st *Stack) splitGSO(pkt *stack.PacketBuffer, bufs [][]byte, sizes []int, offset int) (int, error) {
+// splitGSO frames pkt, which makes segs packets, as a TUN with
+// IFF_VNET_HDR would and cuts it with SplitGSO.
+func (st *Stack) splitGSO(pkt *stack.PacketBuffer, segs int, bufs [][]byte, sizes []int, offset int) (int, error) {
 	g := pkt.GSOOptions
 	size := pkt.Size()
 	if size+vnetHdrLen > maxFrameLength {
@@ -385,7 +385,7 @@ func (st *Stack) splitGSO(pkt *stack.PacketBuffer, bufs [][]byte, sizes []int, o
 		f[0] = vnetNeedsCsum
 	}
 	switch {
-	case gsoSegments(pkt) <= 1:
+	case segs <= 1:
 		// gVisor marks every segment of a GSO connection, pure ACKs
 		// too: one that needs no cutting only has its checksum completed.
 	case g.Type == stack.GSOTCPv6:
